@@ -1,5 +1,28 @@
-"""striate: a microscope for neural-network weights."""
+"""striate: a microscope for neural-network weights.
+
+>>> import striate
+>>> with striate.open("sample:minilm") as ckpt:            # doctest: +SKIP
+...     anat = striate.anatomy(ckpt)
+...     w = ckpt.read("encoder.layer.0.intermediate.dense.weight")   # float32 (1536, 384)
+"""
 
 from __future__ import annotations
 
+from striate.anatomy import Anatomy, FFNTriple, TensorAnatomy, anatomy
+from striate.checkpoint import Checkpoint, TensorInfo
+from striate.checkpoint import open_checkpoint as open
+from striate.errors import StriateError
+
 __version__ = "0.1.0"
+
+__all__ = [
+    "Anatomy",
+    "Checkpoint",
+    "FFNTriple",
+    "StriateError",
+    "TensorAnatomy",
+    "TensorInfo",
+    "__version__",
+    "anatomy",
+    "open",
+]

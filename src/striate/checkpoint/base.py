@@ -119,7 +119,7 @@ class Checkpoint(ABC):
         for name in self.names():
             yield name, self.read(name)
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - most readers hold nothing to release
         """Release file handles. Reading after close is an error of the reader."""
 
     def _unknown(self, name: str) -> StriateError:

@@ -68,7 +68,7 @@ def _open_file(path: Path) -> Checkpoint:
 
 def _construct(cls: type[Checkpoint], path: Path) -> Checkpoint:
     try:
-        return cls(path)  # type: ignore[call-arg]
+        return cls(path)
     except StriateError:
         raise
     except Exception as exc:  # a library refusing a broken file
@@ -135,6 +135,7 @@ def _open_index(index: Path) -> Checkpoint:
     multi = MultiFileCheckpoint(index.parent, parts)
     for name, shard in weight_map.items():
         if name not in multi.names():
-            raise StriateError(f"the index lists it in {shard} but it is not there",
-                               path=index, tensor=name)
+            raise StriateError(
+                f"the index lists it in {shard} but it is not there", path=index, tensor=name
+            )
     return multi

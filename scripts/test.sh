@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Set everything up, then lint, type-check (strict) and run the test suite. Extra args go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh --dev
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/mypy
+.venv/bin/pytest -q "$@"
