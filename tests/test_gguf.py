@@ -1,4 +1,4 @@
-"""GGUF reader, checked against an independent numpy dequantizer written from the GGML block layouts.
+"""The GGUF reader, checked against an independent numpy dequantizer of the GGML block layouts.
 
 The layouts are those of ggml-common.h (`block_q4_0`, ...) and the reference `dequantize_row_*`
 loops of ggml-quants.c. Tiny files are written with `gguf.GGUFWriter`: quantizable types from
@@ -7,22 +7,24 @@ random floats, the rest from random block bytes whose f16 scale fields are set t
 
 from __future__ import annotations
 
+import sys
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pytest
 
 from striate.checkpoint import Checkpoint, open_checkpoint
-from striate.errors import StriateError
+from striate.errors import MissingExtraError, StriateError
 
 gguf = pytest.importorskip("gguf")
 Q = gguf.GGMLQuantizationType
 
-Blocks = npt.NDArray[np.uint8]  # (n_blocks, bytes per block)
-Values = npt.NDArray[np.float32]  # (n_blocks, elements per block)
+Blocks = npt.NDArray[Any]  # uint8 (n_blocks, bytes per block)
+Values = npt.NDArray[Any]  # float32 (n_blocks, elements per block)
 
 # ---------------------------------------------------------------------------------------------
 # Independent dequantizers: (n_blocks, type_size) uint8 -> (n_blocks, block_size) float32.
@@ -85,7 +87,7 @@ def deq_q2_k(b: Blocks) -> Values:
     return _f16(b, 80) * (sc & 0xF) * q - _f16(b, 82) * (sc >> 4)
 
 
-def _six_bit_q3(scales: Blocks) -> npt.NDArray[np.int32]:
+def _six_bit_q3(scales: Blocks) -> npt.NDArray[Any]:
     """Sixteen 6-bit scales from 12 bytes: low 4 bits in bytes 0..7, high 2 bits in 8..11."""
     s = np.arange(16)
     low = (scales[:, s % 8] >> (4 * (s // 8))) & 0xF
@@ -105,8 +107,12 @@ def deq_q3_k(b: Blocks) -> Values:
 
 def _scale_min_k4(scales: Blocks) -> tuple[Blocks, Blocks]:
     """Eight 6-bit (scale, min) pairs packed in 12 bytes (`get_scale_min_k4`)."""
-    lo = np.concatenate([scales[:, 0:4] & 63, (scales[:, 8:12] & 0xF) | ((scales[:, 0:4] >> 6) << 4)], 1)
-    mn = np.concatenate([scales[:, 4:8] & 63, (scales[:, 8:12] >> 4) | ((scales[:, 4:8] >> 6) << 4)], 1)
+    lo = np.concatenate(
+        [scales[:, 0:4] & 63, (scales[:, 8:12] & 0xF) | ((scales[:, 0:4] >> 6) << 4)], 1
+    )
+    mn = np.concatenate(
+        [scales[:, 4:8] & 63, (scales[:, 8:12] >> 4) | ((scales[:, 4:8] >> 6) << 4)], 1
+    )
     return lo, mn
 
 
@@ -144,7 +150,7 @@ def deq_q6_k(b: Blocks) -> Values:
 
 
 def deq_tq2_0(b: Blocks) -> Values:
-    # qs[64] (2-bit ternary digits, value q - 1), d; element 128*j + 32*l + m is bits 2l of qs[32j + m]
+    # qs[64] (2-bit digits q, value q - 1), d; element 128j + 32l + m is bits 2l of qs[32j + m]
     q = (b[:, 32 * (_I // 128) + _I % 32] >> (2 * ((_I % 128) // 32))) & 3
     return (q.astype(np.float32) - 1) * _f16(b, 64)
 
@@ -153,7 +159,7 @@ def deq_tq1_0(b: Blocks) -> Values:
     # qs[48] and qh[4] hold base-3 digits as fixed-point fractions; digit n of byte x is
     # ((x * 3**n mod 256) * 3) >> 8. Elements: 5 x 32 from qs[0:32], 5 x 16 from qs[32:48],
     # 4 x 4 from qh.
-    def digits(x: Blocks, n: int) -> npt.NDArray[np.int32]:
+    def digits(x: Blocks, n: int) -> npt.NDArray[Any]:
         return (((x.astype(np.int32) * 3**n) % 256) * 3) >> 8
 
     parts = [digits(b[:, 0:32], n) for n in range(5)]
@@ -162,7 +168,9 @@ def deq_tq1_0(b: Blocks) -> Values:
     return (np.concatenate(parts, axis=1).astype(np.float32) - 1) * _f16(b, 52)
 
 
-_IQ4_NL_VALUES = np.array([-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113])
+_IQ4_NL_VALUES = np.array(
+    [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113]
+)
 
 
 def deq_iq4_nl(b: Blocks) -> Values:
@@ -254,7 +262,9 @@ def random_blocks(dtype: str, rows: int, blocks_per_row: int, seed: int) -> Bloc
     return b.reshape(rows, -1)
 
 
-def write_gguf(path: Path, tensors: dict[str, tuple[np.ndarray, str | None]], **kv: object) -> Path:
+def write_gguf(
+    path: Path, tensors: Mapping[str, tuple[npt.NDArray[Any], str | None]], **kv: object
+) -> Path:
     """A GGUF file with `tensors` (name -> (array, raw GGML type or None)) and key-values."""
     writer = gguf.GGUFWriter(path, "llama")
     for key, value in kv.items():
@@ -285,7 +295,9 @@ def raw_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
     for i, dtype in enumerate(RAW_TYPES + GRID_TYPES):
         block_size, _ = gguf.GGML_QUANT_SIZES[Q[dtype]]
         blocks_per_row = 3 if block_size == 256 else 5
-        raws[dtype] = random_blocks(dtype, (3, 5, 7)[i % 3], blocks_per_row, seed=zlib.crc32(dtype.encode()))
+        raws[dtype] = random_blocks(
+            dtype, (3, 5, 7)[i % 3], blocks_per_row, seed=zlib.crc32(dtype.encode())
+        )
     tensors = {f"raw.{t}": (r, t) for t, r in raws.items()}
     return write_gguf(tmp_path_factory.mktemp("gguf") / "raw.gguf", tensors), raws
 
@@ -307,14 +319,26 @@ def test_header_facts(tmp_path: Path) -> None:
         general__name="tiny",
         general__languages=["en", "fr"],
         short_ints=list(range(1024)),
+        floats=[0.1, 2.5],
+        nested=[[1, 2], [3, 4, 5]],
         tokenizer__ggml__tokens=[f"t{i}" for i in range(1025)],
     )
     with open_checkpoint(path) as ckpt:
         assert ckpt.format == "gguf"
         assert ckpt.names() == ["b.cube", "a.q", "c.half"]
         cube, quant, half = (ckpt.info(n) for n in ckpt.names())
-        assert (cube.shape, cube.file_shape, cube.dtype, cube.nbytes) == ((2, 3, 5), (5, 3, 2), "F32", 120)
-        assert (quant.shape, quant.file_shape, quant.dtype, quant.nbytes) == ((7, 96), (96, 7), "Q4_1", 7 * 3 * 20)
+        assert (cube.shape, cube.file_shape, cube.dtype, cube.nbytes) == (
+            (2, 3, 5),
+            (5, 3, 2),
+            "F32",
+            120,
+        )
+        assert (quant.shape, quant.file_shape, quant.dtype, quant.nbytes) == (
+            (7, 96),
+            (96, 7),
+            "Q4_1",
+            7 * 3 * 20,
+        )
         assert (half.shape, half.file_shape, half.dtype, half.nbytes) == ((3, 5), (5, 3), "F16", 30)
         assert cube.file == path
         assert ckpt.metadata == {
@@ -326,16 +350,20 @@ def test_header_facts(tmp_path: Path) -> None:
             "general.name": "tiny",
             "general.languages": ["en", "fr"],
             "short_ints": list(range(1024)),
+            "floats": [0.1, 2.5],  # float32 0.1 shown as its shortest decimal
+            "nested": "<array of 2 arrays>",
             "tokenizer.ggml.tokens": "<array of 1025 str>",
         }
         assert type(ckpt.metadata["llama.block_count"]) is int
         np.testing.assert_array_equal(ckpt.read("b.cube"), x)
-        np.testing.assert_array_equal(ckpt.read("c.half"), x[0].astype(np.float16).astype(np.float32))
+        np.testing.assert_array_equal(
+            ckpt.read("c.half"), x[0].astype(np.float16).astype(np.float32)
+        )
 
 
 def test_plain_number_types_read_exactly(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
-    arrays = {
+    arrays: dict[str, npt.NDArray[Any]] = {
         "f64": rng.standard_normal((5, 3)),
         "i8": rng.integers(-128, 128, (3, 7), dtype=np.int8),
         "i16": rng.integers(-30000, 30000, (7,), dtype=np.int16),
@@ -361,13 +389,21 @@ ROUNDTRIP_BOUND = {
 def test_quantized_floats_match_independent_dequantizer(tmp_path: Path, dtype: str) -> None:
     block_size, type_size = gguf.GGML_QUANT_SIZES[Q[dtype]]
     rows = ROWS.get(dtype, 3)
-    x = np.random.default_rng(rows).standard_normal((rows, 3 * max(block_size, 32))).astype(np.float32)
+    x = (
+        np.random.default_rng(rows)
+        .standard_normal((rows, 3 * max(block_size, 32)))
+        .astype(np.float32)
+    )
     raw = gguf.quants.quantize(x, Q[dtype])
     path = write_gguf(tmp_path / "q.gguf", {"w": (raw, dtype)})
     with open_checkpoint(path) as ckpt:
         info = ckpt.info("w")
         got = ckpt.read("w")
-    assert (info.shape, info.dtype, info.nbytes) == (x.shape, dtype, x.size // block_size * type_size)
+    assert (info.shape, info.dtype, info.nbytes) == (
+        x.shape,
+        dtype,
+        x.size // block_size * type_size,
+    )
     np.testing.assert_array_equal(got, dequantize_rows(raw, dtype, x.shape))
     assert np.abs(got - x).max() <= ROUNDTRIP_BOUND[dtype] * np.abs(x).max()
 
@@ -392,7 +428,9 @@ def test_block_bytes_match_independent_dequantizer(
 
 
 @pytest.mark.parametrize("dtype", GRID_TYPES)
-def test_grid_types_keep_shape_and_row_order(raw_file: tuple[Path, dict[str, Blocks]], dtype: str) -> None:
+def test_grid_types_keep_shape_and_row_order(
+    raw_file: tuple[Path, dict[str, Blocks]], dtype: str
+) -> None:
     # No second implementation of the lattice-codebook types: check what the reader decides,
     # the shape and which bytes become which row, by reading the rows reversed from a second file.
     path, raws = raw_file
@@ -434,6 +472,16 @@ def test_broken_files_raise_striate_errors(tmp_path: Path) -> None:
         with pytest.raises(StriateError, match="cannot open as gguf") as err:
             open_checkpoint(bad)
         assert str(bad) in str(err.value)
+
+
+def test_missing_gguf_package_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_gguf(tmp_path / "m.gguf", {"w": (np.ones(32, np.float32), None)})
+    monkeypatch.setitem(sys.modules, "gguf", None)  # import gguf -> ImportError
+    with pytest.raises(MissingExtraError, match=r'pip install "striate\[gguf\]"') as err:
+        open_checkpoint(path)
+    assert str(path) in str(err.value)
 
 
 def test_unknown_name_and_read_after_close(tmp_path: Path) -> None:

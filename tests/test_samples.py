@@ -20,7 +20,7 @@ def _n_params(ckpt: Checkpoint) -> int:
 
 @pytest.mark.sample
 def test_minilm(minilm: Checkpoint) -> None:
-    anat = striate.anatomy(minilm)
+    anat = striate.anatomy_of(minilm)
     assert (minilm.format, anat.family, anat.n_layers, anat.hidden_size) == (
         "safetensors", "bert", 6, 384,
     )  # fmt: skip
@@ -40,7 +40,7 @@ def test_minilm(minilm: Checkpoint) -> None:
 
 @pytest.mark.sample
 def test_smollm2(smollm2: Checkpoint) -> None:
-    anat = striate.anatomy(smollm2)
+    anat = striate.anatomy_of(smollm2)
     assert (smollm2.format, anat.family, anat.n_layers, anat.hidden_size) == (
         "gguf", "llama", 30, 576,
     )  # fmt: skip
@@ -55,7 +55,7 @@ def test_smollm2(smollm2: Checkpoint) -> None:
 
 @pytest.mark.sample
 def test_efficientnet(efficientnet: Checkpoint) -> None:
-    anat = striate.anatomy(efficientnet)
+    anat = striate.anatomy_of(efficientnet)
     assert (efficientnet.format, anat.family) == ("pytorch", "convnet")
     assert len(efficientnet.names()) == 296
     assert _n_params(efficientnet) == 4_694_073  # 4,652,008 weights + BatchNorm running stats
@@ -96,12 +96,14 @@ def test_fetch_checks_and_caches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert samples.sample_path("fake") == tmp_path / "cache" / "samples" / "fake" / "fake" / "w.npy"
 
 
-def test_checksum_mismatch_installs_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_checksum_mismatch_installs_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     sample, wheel = _fake_sample(tmp_path, _npy_bytes(tmp_path), "0" * 64)
     monkeypatch.setenv("STRIATE_CACHE", str(tmp_path / "cache"))
     monkeypatch.setitem(samples.SAMPLES, "fake", sample)
     monkeypatch.setattr(samples, "_download_wheel", lambda s, into: wheel)
-    with pytest.raises(StriateError, match="checksum mismatch for fake/w.npy"):
+    with pytest.raises(StriateError, match=r"checksum mismatch for fake/w\.npy"):
         striate.open("sample:fake")
     assert not (tmp_path / "cache" / "samples" / "fake").exists()
 
@@ -111,7 +113,9 @@ def test_unknown_sample_lists_known_ones() -> None:
         striate.open("sample:nope")
 
 
-def test_download_failure_is_one_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_download_failure_is_one_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("STRIATE_CACHE", str(tmp_path / "cache"))
     bogus = samples.Sample("bogus", "x", "striate-no-such-package-xyz==9.9.9", {}, "x")
     monkeypatch.setitem(samples.SAMPLES, "bogus", bogus)

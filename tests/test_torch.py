@@ -57,7 +57,9 @@ def test_training_checkpoint_is_flattened(tmp_path: Path) -> None:
 
 def test_lightning_style_nesting(tmp_path: Path) -> None:
     sd = {"model.encoder.weight": torch.ones(2, 2)}
-    torch.save({"state_dict": sd, "hyper": {"lr": 0.1, "blocks": [torch.zeros(3)]}}, tmp_path / "l.ckpt")
+    torch.save(
+        {"state_dict": sd, "hyper": {"lr": 0.1, "blocks": [torch.zeros(3)]}}, tmp_path / "l.ckpt"
+    )
     ckpt = striate.open(tmp_path / "l.ckpt")
     assert ckpt.names() == ["model.encoder.weight", "hyper.blocks.0"]
     assert ckpt.skipped == {"hyper.lr": "not a tensor (float)"}
@@ -76,7 +78,9 @@ def test_malicious_pickle_is_refused_without_running(tmp_path: Path, zip_format:
     marker = tmp_path / "pwned"
     path = tmp_path / "evil.pt"
     torch.save(
-        {"w": torch.zeros(2), "x": _Payload(marker)}, path, _use_new_zipfile_serialization=zip_format
+        {"w": torch.zeros(2), "x": _Payload(marker)},
+        path,
+        _use_new_zipfile_serialization=zip_format,
     )
     with pytest.raises(StriateError, match=r"evil\.pt: refused to unpickle.*posix\.system") as err:
         striate.open(path)

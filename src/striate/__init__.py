@@ -2,13 +2,13 @@
 
 >>> import striate
 >>> with striate.open("sample:minilm") as ckpt:            # doctest: +SKIP
-...     anat = striate.anatomy(ckpt)
+...     anat = striate.anatomy_of(ckpt)
 ...     w = ckpt.read("encoder.layer.0.intermediate.dense.weight")   # float32 (1536, 384)
 """
 
 from __future__ import annotations
 
-from striate.anatomy import Anatomy, FFNTriple, TensorAnatomy, anatomy
+from striate.anatomy import Anatomy, FFNTriple, TensorAnatomy, anatomy_of
 from striate.checkpoint import Checkpoint, TensorInfo
 from striate.checkpoint import open_checkpoint as open
 from striate.errors import StriateError
@@ -23,6 +23,6 @@ __all__ = [
     "TensorAnatomy",
     "TensorInfo",
     "__version__",
-    "anatomy",
+    "anatomy_of",
     "open",
 ]

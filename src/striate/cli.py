@@ -19,7 +19,8 @@ app = typer.Typer(
     "`sample:NAME` (see `striate samples`) or a Hugging Face id in the local cache.",
 )
 _state = {"debug": False}
-out = Console()
+# piped output keeps whole tensor names on one line, so it greps
+out = Console(width=None if sys.stdout.isatty() else 1000)
 
 
 @app.callback()
@@ -86,19 +87,12 @@ def samples() -> None:
 
 
 def main() -> None:
+    """Entry point: a StriateError is one line on stderr and exit code 2 (unless --debug)."""
+    app.pretty_exceptions_enable = False
     try:
-        app(standalone_mode=False)
+        app()
     except StriateError as exc:
-        if _state["debug"]:
+        if _state["debug"] or "--debug" in sys.argv:
             raise
         print(f"striate: error: {exc}", file=sys.stderr)
         sys.exit(2)
-    except typer.Abort:
-        sys.exit(130)
-    except Exception as exc:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise

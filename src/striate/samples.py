@@ -88,6 +88,8 @@ SAMPLES: dict[str, Sample] = {
             "silero-vad==6.2.3",
             {
                 "silero_vad/data/silero_vad_16k_op15.onnx": "7ed98ddbad84ccac4cd0aeb3099049280713df825c610a8ed34543318f1b2c49",
+                # the same weights as named Constants inside If branches (16 kHz / 8 kHz)
+                "silero_vad/data/silero_vad.onnx": "1a153a22f4509e292a94e67d6f9b85e8deb25b4988682b7e174c65279d8788e3",
             },
             "silero_vad/data/silero_vad_16k_op15.onnx",
         ),

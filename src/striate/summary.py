@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from striate.anatomy import anatomy
+from striate.anatomy import anatomy_of
 from striate.checkpoint import Checkpoint
 
 
@@ -41,7 +41,7 @@ class ModelSummary:
 
 def summarize(ckpt: Checkpoint) -> ModelSummary:
     """Summarize `ckpt` without reading any tensor values."""
-    anat = anatomy(ckpt)
+    anat = anatomy_of(ckpt)
     rows: list[TensorRow] = []
     n_params = n_bytes = 0
     for name in ckpt.names():

@@ -124,8 +124,9 @@ def _field_value(field: Any, value_type: Any) -> Any:
     count = len(field.data)
     if count == 0:
         return []
-    if len(field.types) > 2:  # the gguf reader flattens nested arrays; say so, do not guess
-        return f"<array of {count} items in nested arrays>"
+    if len(field.types) > 2:  # the gguf reader flattens nested arrays: give the outer length
+        outer = int(field.parts[4][0])  # parts: key length, key, type, item type, length, ...
+        return f"<array of {outer} arrays>"
     item = field.types[1]
     if count > MAX_ARRAY_ITEMS:
         return f"<array of {count} {_python_name(item, value_type)}>"

@@ -16,6 +16,7 @@ stays open until `close()`; values are read one dataset at a time.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import Iterator
@@ -26,17 +27,22 @@ import numpy as np
 import numpy.typing as npt
 
 from striate.checkpoint.base import Checkpoint, TensorInfo
-from striate.errors import require
+from striate.errors import StriateError, require
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
 class HDF5Checkpoint(Checkpoint):
     """One HDF5 file. `metadata` holds the root attributes (Keras: `keras_version`,
-    `backend`, and `model_config` / `training_config` parsed from JSON)."""
+    `backend`, and `model_config` / `training_config` parsed from JSON).
+
+        >>> with striate.open("cnn_model.h5") as ckpt:                   # doctest: +SKIP
+        ...     ckpt.info("model_weights/conv2d_5/conv2d_5/kernel:0").shape
+        (3, 3, 64, 64)
+    """
 
     format = "hdf5"
-    suffixes = (".h5", ".hdf5")
+    suffixes: tuple[str, ...] = (".h5", ".hdf5")
 
     @classmethod
     def sniff(cls, path: Path, head: bytes) -> bool:
@@ -47,44 +53,51 @@ class HDF5Checkpoint(Checkpoint):
         self._h5py: Any = require("h5py", "hdf5", path=path)
         self._h5: Any = self._open_h5()
         self._datasets: dict[str, Any] = {}
-        for name, obj in _walk(self._h5py, self._h5, "", set()):
-            reason = _not_a_tensor(self._h5py, obj)
-            if reason:
-                self.skipped[name] = reason
-            else:
-                self._datasets[name] = obj
-        self.metadata.update(_root_metadata(self._h5))
+        self._infos: dict[str, TensorInfo] = {}  # taken now, so info() works after close()
+        try:
+            self._index()
+        except BaseException:
+            self.close()
+            raise
 
     def _open_h5(self) -> Any:
         """The open `h5py.File`; subclasses reading HDF5 held elsewhere override this."""
         return self._h5py.File(self.path, "r")
 
+    def _index(self) -> None:
+        for name, obj in _walk(self._h5py, self._h5["/"], "", set()):
+            reason = _not_a_tensor(self._h5py, obj)
+            if reason:
+                self.skipped[name] = reason
+                continue
+            self._datasets[name] = obj
+            self._infos[name] = TensorInfo(
+                name=name,
+                shape=tuple(int(d) for d in obj.shape),
+                dtype=obj.dtype.name,
+                nbytes=int(obj.id.get_storage_size()),  # as stored, after any compression
+                file=self.path,
+            )
+        self.metadata.update(_root_metadata(self._h5))
+
     def names(self) -> list[str]:
         return list(self._datasets)
 
     def info(self, name: str) -> TensorInfo:
-        dataset = self._dataset(name)
-        return TensorInfo(
-            name=name,
-            shape=tuple(int(d) for d in dataset.shape),
-            dtype=dataset.dtype.name,
-            nbytes=int(dataset.id.get_storage_size()),  # as stored, after any compression
-            file=self.path,
-        )
+        try:
+            return self._infos[name]
+        except KeyError:
+            raise self._unknown(name) from None
 
     def _read(self, name: str) -> npt.NDArray[Any]:
-        return np.asarray(self._dataset(name)[()])
+        if self._h5 is None:
+            raise StriateError("the checkpoint is closed", path=self.path, tensor=name)
+        return np.asarray(self._datasets[name][()])
 
     def close(self) -> None:
         if self._h5 is not None:
             self._h5.close()
             self._h5 = None
-
-    def _dataset(self, name: str) -> Any:
-        try:
-            return self._datasets[name]
-        except KeyError:
-            raise self._unknown(name) from None
 
 
 def _walk(h5py: Any, group: Any, prefix: str, seen: set[str]) -> Iterator[tuple[str, Any]]:
@@ -100,17 +113,15 @@ def _walk(h5py: Any, group: Any, prefix: str, seen: set[str]) -> Iterator[tuple[
             yield name, group[relative]
     for key in _child_order(h5py, group):
         name = prefix + key
+        if name in seen:
+            continue
         link = group.get(key, getlink=True)
         if not isinstance(link, h5py.HardLink):
-            seen.add(name)
             yield name, link  # soft and external links: recorded as skipped, never followed
-            continue
-        obj = group[key]
-        if isinstance(obj, h5py.Group):
-            yield from _walk(h5py, obj, name + "/", seen)
-        elif name not in seen:
-            seen.add(name)
-            yield name, obj
+        elif isinstance(group[key], h5py.Group):
+            yield from _walk(h5py, group[key], name + "/", seen)
+        else:
+            yield name, group[key]
 
 
 def _child_order(h5py: Any, group: Any) -> list[str]:
@@ -154,10 +165,8 @@ def _root_metadata(h5: Any) -> dict[str, Any]:
             metadata[key] = _plain(weights.attrs, key)
     for key, value in metadata.items():
         if key.endswith("_config") and isinstance(value, str):
-            try:
+            with contextlib.suppress(ValueError):  # else kept as the string it is
                 metadata[key] = json.loads(value)
-            except ValueError:
-                pass  # kept as the string it is
     return metadata
 
 

@@ -57,7 +57,12 @@ class _Found:
 
 
 class ONNXCheckpoint(Checkpoint):
-    """One `.onnx` model. Found by suffix: ONNX files have no signature of their own."""
+    """One `.onnx` model. Found by suffix: ONNX files have no signature of their own.
+
+    >>> with striate.open("silero_vad.onnx") as ckpt:                # doctest: +SKIP
+    ...     ckpt.info("If_0.then_branch/encoder.0.reparam_conv.weight").shape
+    (128, 129, 3)
+    """
 
     format = "onnx"
     suffixes = (".onnx",)
@@ -76,6 +81,8 @@ class ONNXCheckpoint(Checkpoint):
         self._model = model  # keeps the internal data alive; the protos below point into it
         found = list(self._walk(model.graph))
         self._tensors: dict[str, Any] = _unique_names(found)
+        # taken now, so info() works after close()
+        self._infos = {name: self._info(name, t) for name, t in self._tensors.items()}
         self.metadata.update(_model_metadata(model))
 
     def _walk(self, main: Any) -> Iterator[_Found]:
@@ -105,10 +112,32 @@ class ONNXCheckpoint(Checkpoint):
             yield found
 
     def names(self) -> list[str]:
-        return list(self._tensors)
+        return list(self._infos)
 
     def info(self, name: str) -> TensorInfo:
-        tensor = self._tensor(name)
+        try:
+            return self._infos[name]
+        except KeyError:
+            raise self._unknown(name) from None
+
+    def _read(self, name: str) -> npt.NDArray[Any]:
+        if self._model is None:
+            raise StriateError("the checkpoint is closed", path=self.path, tensor=name)
+        # reads external data at its offset/length, leaving the proto unchanged
+        values: npt.NDArray[Any] = self._onnx.numpy_helper.to_array(
+            self._tensors[name], base_dir=str(self.path.parent)
+        )
+        return values
+
+    @property
+    def files(self) -> list[Path]:
+        return list(dict.fromkeys([self.path, *(i.file for i in self._infos.values())]))
+
+    def close(self) -> None:
+        self._tensors = {}
+        self._model = None  # frees the data held inside the protobuf
+
+    def _info(self, name: str, tensor: Any) -> TensorInfo:
         return TensorInfo(
             name=name,
             shape=tuple(int(d) for d in tensor.dims),
@@ -116,28 +145,6 @@ class ONNXCheckpoint(Checkpoint):
             nbytes=self._stored_bytes(tensor),
             file=self._external_file(tensor) or self.path,
         )
-
-    def _read(self, name: str) -> npt.NDArray[Any]:
-        # reads external data at its offset/length, leaving the proto unchanged
-        values: npt.NDArray[Any] = self._onnx.numpy_helper.to_array(
-            self._tensor(name), base_dir=str(self.path.parent)
-        )
-        return values
-
-    @property
-    def files(self) -> list[Path]:
-        external = (self._external_file(t) for t in self._tensors.values())
-        return [self.path, *dict.fromkeys(f for f in external if f is not None)]
-
-    def close(self) -> None:
-        self._tensors = {}
-        self._model = None
-
-    def _tensor(self, name: str) -> Any:
-        try:
-            return self._tensors[name]
-        except KeyError:
-            raise self._unknown(name) from None
 
     def _external_file(self, tensor: Any) -> Path | None:
         if tensor.data_location != _EXTERNAL:
