@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from striate.errors import StriateError
+
+if TYPE_CHECKING:
+    from striate.run import Run
 
 app = typer.Typer(
     add_completion=False,
@@ -71,6 +75,81 @@ def info(
     }
     for key, value in facts.items():
         out.print(f"[bold]{key:>26}[/bold]  {value}", highlight=False)
+
+
+@app.command()
+def scan(
+    model: Annotated[str, typer.Argument(help="Checkpoint path, folder, sample:NAME or org/name.")],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Run directory (default: runs/NAME).")
+    ] = None,
+    settings: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Change a threshold: section.field=value (repeatable)."),
+    ] = None,
+    config_file: Annotated[
+        Path | None, typer.Option("--config", help="TOML or JSON file of settings.")
+    ] = None,
+    no_images: Annotated[bool, typer.Option("--no-images", help="Skip tensor images.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")
+    ] = False,
+) -> None:
+    """Find lines, hotspots, norm outliers, sinusoids and head blocks; write the run directory."""
+    from striate.config import apply_overrides, load_config_file
+    from striate.scan import ScanConfig
+    from striate.scan import scan as run_scan
+
+    config = ScanConfig()
+    if config_file is not None:
+        config = load_config_file(config, config_file)
+    config = apply_overrides(config, settings or [])
+    if no_images:
+        config = apply_overrides(config, ["images.enabled=false"])
+    out_dir = out or Path("runs") / _run_name(model)
+    run = run_scan(model, out_dir, config=config, progress=not quiet)
+    if not quiet:
+        _print_scan_summary(run)
+
+
+def _run_name(model: str) -> str:
+    import re
+
+    stem = Path(model.removeprefix("sample:")).name
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", Path(stem).stem or stem) or "run"
+
+
+def _print_scan_summary(run: Run) -> None:
+    import pandas as pd
+
+    m = run.manifest
+    out.print(
+        f"[bold]{m['family']}[/bold] model, {len(run.tensors)} tensors in {m['seconds']:.1f} s; "
+        f"{len(run.findings)} findings, {len(run.failed)} failed tensors",
+        highlight=False,
+    )
+    if len(run.findings):
+        table = Table(title="strongest findings")
+        for column in ("kind", "tensor", "score", "residual dim", "detail"):
+            table.add_column(column, overflow="fold")
+        for _, f in run.findings.head(10).iterrows():
+            dim = "" if pd.isna(f["residual_dim"]) else str(f["residual_dim"])
+            table.add_row(f["kind"], f["tensor"], f"{f['score']:.3g}", dim, f["detail"])
+        out.print(table)
+    if len(run.residual_dims):
+        table = Table(title="residual dimensions that stand out")
+        for column in ("dim", "score", "tensors", "lines", "norm outliers", "hotspots", "layers"):
+            table.add_column(column)
+        for _, d in run.residual_dims.head(10).iterrows():
+            layers = ",".join(map(str, d["layers"]))
+            table.add_row(str(d["residual_dim"]), f"{d['score']:.2f}", str(d["n_tensors"]),
+                          str(d["n_lines"]), str(d["n_norm_outliers"]), str(d["n_hotspots"]),
+                          layers if len(layers) < 40 else layers[:37] + "...")  # fmt: skip
+        out.print(table)
+    for name, error in run.failed.items():
+        out.print(f"[red]failed[/red] {name}: {error}", highlight=False)
+    if run.path is not None:
+        out.print(f"report: {run.path / 'index.html'}", highlight=False)
 
 
 @app.command()

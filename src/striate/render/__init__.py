@@ -1,0 +1,72 @@
+"""Tensor images: a weight tensor in, a PNG fit for a paper out.
+
+Three stages, each usable alone: numbers -> `describe_figure` -> a `FigureSpec` of plain
+dataclasses (downsampled image, extents, colour limit, ticks, marks) -> `draw_png` -> pixels.
+The scale rule (`color_limit`) and the downsampling (`block_extreme`, `envelope`) are pure
+functions.
+
+    >>> import numpy as np
+    >>> from striate.render import render_tensor
+    >>> w = np.random.default_rng(0).normal(0, 0.02, (768, 3072)).astype(np.float32)
+    >>> render_tensor(w, tmp / "c_fc.png", title="h.0.mlp.c_fc.weight",   # doctest: +SKIP
+    ...               role="ffn_in", layout="conv1d", residual_axis=0)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from striate.analyses.finding import Finding
+from striate.render.describe import describe_figure
+from striate.render.downsample import Downsampled, Envelope, block_extreme, envelope
+from striate.render.png import draw_png
+from striate.render.scale import ColorLimit, color_limit
+from striate.render.spec import FigureSpec
+
+
+def render_tensor(
+    w: np.ndarray,
+    path: Path,
+    *,
+    title: str,
+    role: str = "other",
+    layout: str | None = None,
+    residual_axis: int | None = None,
+    findings: Sequence[Finding] = (),
+    head_blocks: tuple[int, int] | None = None,
+    periodic_channels: Sequence[int] = (),
+    max_pixels: int = 1024,
+) -> None:
+    """Draw one tensor to a PNG at `path` (written atomically).
+
+    `w` is the tensor as stored (any rank; float32 or anything numpy casts to it). Matrices are
+    drawn as images (conv kernels [out, in, kh, kw] or [kh, kw, in, out] as a grid of kernel
+    tiles), vectors as value-vs-index strips, scalars and empty tensors as a text card. Axes
+    are labelled in storage coordinates, `residual_axis` is named, `findings` (of this tensor,
+    in its storage coordinates) are marked, `head_blocks` = (n_blocks, head_axis) draws head
+    boundaries, `periodic_channels` adds a panel of those channels as lines. Images larger
+    than `max_pixels` on a side are shrunk keeping each block's largest-|w| value.
+    """
+    spec = describe_figure(
+        w, title=title, role=role, layout=layout, residual_axis=residual_axis,
+        findings=findings, head_blocks=head_blocks, periodic_channels=periodic_channels,
+        max_pixels=max_pixels,
+    )  # fmt: skip
+    draw_png(spec, path)
+
+
+__all__ = [
+    "ColorLimit",
+    "Downsampled",
+    "Envelope",
+    "FigureSpec",
+    "block_extreme",
+    "color_limit",
+    "describe_figure",
+    "draw_png",
+    "envelope",
+    "render_tensor",
+]

@@ -1,0 +1,398 @@
+"""Lowering a `FigureSpec` to a PNG with matplotlib's Agg canvas (no pyplot, no global state).
+
+The layout is computed in pixels: each panel's data area has exactly the size the spec asks
+for, so an image is never shrunk by the renderer (a shrunk image would drop pixels, hotspots
+among them). Every text is drawn verbatim: names like `$x$` or `a_{b}` are not parsed as math.
+A panel that fails to draw becomes a visible message; the rest of the figure still renders.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import matplotlib
+import numpy as np
+import PIL.Image
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import Normalize
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+from matplotlib.transforms import blended_transform_factory
+
+from striate.render.spec import (
+    CMAP,
+    NONFINITE_COLOR,
+    OUTLIER_COLOR,
+    FigureSpec,
+    ImagePanel,
+    LinesPanel,
+    Panel,
+    StripPanel,
+    TextPanel,
+)
+
+# the look does not depend on the user's matplotlib style or rc file
+RC: dict[str, Any] = {
+    "text.usetex": False,
+    "font.family": "DejaVu Sans",
+    "font.size": 7.5,
+    "axes.titlesize": 8,
+    "axes.labelsize": 7.5,
+    "xtick.labelsize": 7,
+    "ytick.labelsize": 7,
+    "axes.linewidth": 0.6,
+    "axes.edgecolor": "black",
+    "axes.labelcolor": "black",
+    "axes.facecolor": "white",
+    "figure.facecolor": "white",
+    "savefig.facecolor": "white",
+    "text.color": "black",
+    "xtick.color": "black",
+    "ytick.color": "black",
+    "xtick.major.size": 3,
+    "ytick.major.size": 3,
+    "xtick.major.width": 0.6,
+    "ytick.major.width": 0.6,
+    "axes.formatter.useoffset": False,
+}
+
+# margins around each panel's data area, in pixels at 150 dpi: (left, right, top, bottom)
+MARGINS = {
+    ImagePanel: (100, 16, 28, 64),  # right: room for the row marks
+    StripPanel: (100, 90, 16, 64),
+    LinesPanel: (100, 90, 30, 64),
+    TextPanel: (20, 20, 10, 10),
+}
+COLORBAR_PX = (20, 16, 140)  # gap, bar width, room for ticks and the two-line label
+LABEL_PX = 30  # room for index labels beside edge marks
+MARK_PX = 7  # distance of an edge mark from the image
+TITLE_PX, SUBTITLE_PX, NOTE_PX, PAD_PX = 26, 17, 16, 10
+MIN_WIDTH_PX = 640
+PNG_COMPRESSION = 2
+
+
+def _labels(panel: ImagePanel, side: str) -> int:
+    """Room for the index labels beside a side's edge marks, if there are any."""
+    return LABEL_PX if any(m.side == side and m.label for m in panel.edge_marks) else 0
+
+
+def _margins(panel: Panel) -> tuple[int, int, int, int]:
+    left, right, top, bottom = MARGINS[type(panel)]
+    if isinstance(panel, ImagePanel):
+        right += _labels(panel, "rows") + sum(COLORBAR_PX)
+        top += _labels(panel, "cols")
+    return left, right, top, bottom
+
+
+def _fit(text: str, width_px: float, points: float, dpi: int) -> tuple[str, float]:
+    """Shrink a line's font (down to 5.5 pt), then wrap it, so it fits `width_px`."""
+    char_px = 0.6 * points * dpi / 72  # DejaVu Sans averages ~0.6 em per character
+    if len(text) * char_px > width_px:
+        points = max(5.5, points * width_px / (len(text) * char_px))
+        char_px = 0.6 * points * dpi / 72
+    return textwrap.fill(text, max(10, int(width_px / char_px)), break_long_words=True), points
+
+
+def _edge_transform(ax: Axes, side: str) -> Any:
+    if side == "rows":
+        return blended_transform_factory(ax.transAxes, ax.transData)
+    return blended_transform_factory(ax.transData, ax.transAxes)
+
+
+def _draw_image(
+    fig: Figure, ax: Axes, p: ImagePanel, cax_rect: tuple[float, float, float, float]
+) -> None:
+    cmap = matplotlib.colormaps[CMAP].with_extremes(bad=NONFINITE_COLOR)
+    vmax = p.limit.vmax
+    im = ax.imshow(
+        p.image,
+        cmap=cmap,
+        norm=Normalize(-vmax, vmax),
+        extent=p.extent,
+        interpolation="nearest",
+        aspect="auto",
+        origin="upper",
+    )
+    ax.set_xlim(*p.x.lim)
+    ax.set_ylim(p.y.lim[1], p.y.lim[0])
+    for axis, spec in ((ax.xaxis, p.x), (ax.yaxis, p.y)):
+        axis.set_ticks(list(spec.ticks.positions), list(spec.ticks.labels))
+    ax.set_xlabel(p.x.label, parse_math=False)
+    ax.set_ylabel(p.y.label, parse_math=False)
+    styles = {"head": dict(colors="0.15", lw=0.6, alpha=0.7), "tile": dict(colors="0.55", lw=0.3)}
+    for kind, style in styles.items():  # one collection per kind: a 512-channel grid is 1 artist
+        rows = [r.position for r in p.rules if r.kind == kind and r.side == "rows"]
+        cols = [r.position for r in p.rules if r.kind == kind and r.side == "cols"]
+        if rows:
+            ax.hlines(rows, *p.x.lim, **style)  # type: ignore[arg-type]
+        if cols:
+            ax.vlines(cols, p.y.lim[1], p.y.lim[0], **style)  # type: ignore[arg-type]
+    w_px, h_px = p.size
+    for side, marker in (("rows", "<"), ("cols", "v")):
+        marks = [m for m in p.edge_marks if m.side == side]
+        if not marks:
+            continue
+        off = 1 + MARK_PX / (w_px if side == "rows" else h_px)
+        trans = _edge_transform(ax, side)
+        pos = [m.position for m in marks]
+        xs, ys = ([off] * len(pos), pos) if side == "rows" else (pos, [off] * len(pos))
+        ax.scatter(
+            xs,
+            ys,
+            s=25,
+            marker=marker,
+            c=[m.color for m in marks],
+            linewidths=0,
+            transform=trans,
+            clip_on=False,
+        )
+        for m, x, y in zip(marks, xs, ys, strict=True):
+            if m.label:
+                lx, ly = (x + 6 / w_px, y) if side == "rows" else (x, y + 6 / h_px)
+                ax.text(
+                    lx,
+                    ly,
+                    m.label,
+                    transform=trans,
+                    fontsize=5.5,
+                    color=m.color,
+                    ha="left" if side == "rows" else "center",
+                    va="center" if side == "rows" else "bottom",
+                    rotation=0 if side == "rows" else 90,
+                    parse_math=False,
+                )
+    if p.points:
+        ax.scatter(
+            [m.x for m in p.points],
+            [m.y for m in p.points],
+            s=60,
+            facecolors="none",
+            edgecolors=[m.color for m in p.points],
+            linewidths=1.0,
+            clip_on=False,
+        )
+    cax = fig.add_axes(cax_rect)
+    bar = fig.colorbar(im, cax=cax, extend=p.extend)
+    bar.set_label(p.colorbar_label, parse_math=False, fontsize=7)
+    bar.outline.set_linewidth(0.5)
+
+
+def _draw_strip(ax: Axes, p: StripPanel) -> None:
+    if p.step == 1:
+        ax.plot(p.x, p.lo, lw=0.5, color="0.35")
+        if p.x.size <= 4096:
+            ax.plot(p.x, p.lo, ls="none", marker=".", ms=1.5, color="#1f4e79")
+    else:
+        ax.fill_between(p.x, p.lo, p.hi, step="mid", color="#1f4e79", lw=0.3)
+    for y, words in p.references:
+        ax.axhline(y, color="0.5", lw=0.6, ls="--" if words != "0" else "-", zorder=0)
+        ax.text(
+            1.005,
+            y,
+            words,
+            transform=_edge_transform(ax, "rows"),
+            fontsize=6,
+            va="center",
+            color="0.35",
+            parse_math=False,
+            clip_on=False,
+        )
+    if p.points:
+        ax.plot(
+            [m.x for m in p.points],
+            [m.y for m in p.points],
+            ls="none",
+            marker="o",
+            ms=3.5,
+            color=OUTLIER_COLOR,
+        )
+        for m in p.points:
+            if m.label:
+                ax.annotate(
+                    m.label,
+                    (m.x, m.y),
+                    xytext=(3, 3),
+                    textcoords="offset points",
+                    fontsize=6,
+                    color=OUTLIER_COLOR,
+                    parse_math=False,
+                )
+    if p.nonfinite:
+        ax.plot(
+            p.nonfinite,
+            [0.0] * len(p.nonfinite),
+            ls="none",
+            marker="|",
+            ms=8,
+            color=NONFINITE_COLOR,
+            transform=_edge_transform(ax, "cols"),
+            clip_on=False,
+        )
+    ax.set_xlim(*p.xaxis.lim)
+    ax.set_ylim(*p.ylim)
+    ax.xaxis.set_ticks(list(p.xaxis.ticks.positions), list(p.xaxis.ticks.labels))
+    ax.set_xlabel(p.xaxis.label, parse_math=False)
+    ax.set_ylabel(p.ylabel, parse_math=False)
+
+
+def _draw_lines(fig: Figure, ax: Axes, p: LinesPanel) -> None:
+    """One thin row per channel, sharing the x axis (overlaid sinusoids are unreadable)."""
+    x0, y0, w, h = ax.get_position().bounds
+    ax.set_axis_off()  # a frame for the rows, kept so a failure can be written on it
+    n = len(p.series)
+    for k, s in enumerate(p.series):
+        row = fig.add_axes((x0, y0 + h * (n - 1 - k) / n, w, h / n * 0.86))
+        row.plot(p.x, s.y, lw=0.7, color=s.color)
+        row.axhline(0, color="0.7", lw=0.5, zorder=0)
+        row.set_xlim(*p.xaxis.lim)
+        row.yaxis.set_major_locator(MaxNLocator(nbins=2, symmetric=True))
+        row.tick_params(axis="y", labelsize=5.5)
+        row.text(
+            1.01,
+            0.5,
+            f"channel {s.label}",
+            transform=row.transAxes,
+            va="center",
+            fontsize=6.5,
+            color=s.color,
+            parse_math=False,
+        )
+        if k < n - 1:
+            row.xaxis.set_ticks(list(p.xaxis.ticks.positions), [])
+        else:
+            row.xaxis.set_ticks(list(p.xaxis.ticks.positions), list(p.xaxis.ticks.labels))
+            row.set_xlabel(p.xaxis.label, parse_math=False)
+        if k == 0:
+            row.set_title(
+                f"{p.ylabel} against {p.xaxis.label}", fontsize=7, loc="left", parse_math=False
+            )
+
+
+def build_figure(spec: FigureSpec) -> Figure:
+    """The matplotlib Figure for a spec, on its own Agg canvas (never registered with pyplot)."""
+    dpi = spec.dpi
+    boxes = [(p, _margins(p)) for p in spec.panels]
+    width = max([MIN_WIDTH_PX] + [m[0] + p.size[0] + m[1] for p, m in boxes])
+    title, title_pt = _fit(spec.title, width - 2 * PAD_PX, 10.5, dpi)
+    subtitle = [_fit(s, width - 2 * PAD_PX, 7, dpi) for s in spec.subtitle]
+    notes = [_fit(n, width - 2 * PAD_PX, 6.5, dpi) for n in spec.notes]
+    n_title = title.count("\n") + 1
+    header = (
+        PAD_PX
+        + TITLE_PX * n_title * title_pt / 10.5
+        + sum(SUBTITLE_PX * (s.count("\n") + 1) for s, _ in subtitle)
+    )
+    footer = PAD_PX + sum(NOTE_PX * (n.count("\n") + 1) for n, _ in notes)
+    height = header + sum(m[2] + p.size[1] + m[3] for p, m in boxes) + footer
+    fig = Figure(figsize=(width / dpi, height / dpi), dpi=dpi)
+    FigureCanvasAgg(fig)
+
+    y = height - PAD_PX  # pixels from the bottom, walking down
+    fig.text(
+        PAD_PX / width,
+        y / height,
+        title,
+        fontsize=title_pt,
+        weight="bold",
+        va="top",
+        parse_math=False,
+    )
+    y -= TITLE_PX * n_title * title_pt / 10.5
+    for text, pt in subtitle:
+        fig.text(
+            PAD_PX / width, y / height, text, fontsize=pt, va="top", color="0.25", parse_math=False
+        )
+        y -= SUBTITLE_PX * (text.count("\n") + 1)
+    for panel, (left, _, top, bottom) in boxes:
+        pw, ph = panel.size
+        y -= top + ph
+        ax = fig.add_axes((left / width, y / height, pw / width, ph / height))
+        n_axes = len(fig.axes)
+        try:
+            if isinstance(panel, ImagePanel):
+                x0 = left + pw + MARGINS[ImagePanel][1] + _labels(panel, "rows") + COLORBAR_PX[0]
+                cax = (x0 / width, y / height, COLORBAR_PX[1] / width, ph / height)
+                _draw_image(fig, ax, panel, cax)
+            elif isinstance(panel, StripPanel):
+                _draw_strip(ax, panel)
+            elif isinstance(panel, LinesPanel):
+                _draw_lines(fig, ax, panel)
+            else:
+                ax.set_axis_off()
+                ax.text(
+                    0.5,
+                    0.5,
+                    "\n".join(panel.lines),
+                    ha="center",
+                    va="center",
+                    fontsize=9,
+                    parse_math=False,
+                )
+        except Exception as exc:  # one broken panel must not lose the figure
+            for extra in fig.axes[n_axes:]:
+                extra.remove()
+            ax.clear()
+            ax.set_axis_off()
+            ax.text(
+                0.5,
+                0.5,
+                f"could not draw this panel:\n{type(exc).__name__}: {exc}",
+                ha="center",
+                va="center",
+                color="#b00000",
+                parse_math=False,
+                wrap=True,
+            )
+        y -= bottom
+    y -= PAD_PX / 2
+    for text, pt in notes:
+        fig.text(
+            PAD_PX / width, y / height, text, fontsize=pt, va="top", color="0.2", parse_math=False
+        )
+        y -= NOTE_PX * (text.count("\n") + 1)
+    return fig
+
+
+def _encode(fig: Figure, out: BinaryIO) -> None:
+    """RGB PNG with light compression: a noisy weight image barely compresses at any level,
+    and level 6 takes twice as long."""
+    canvas = fig.canvas
+    assert isinstance(canvas, FigureCanvasAgg)
+    canvas.draw()  # type: ignore[no-untyped-call]
+    rgb = np.asarray(canvas.buffer_rgba())[..., :3]  # type: ignore[no-untyped-call]
+    PIL.Image.fromarray(rgb).save(out, format="png", compress_level=PNG_COMPRESSION)
+
+
+@contextmanager
+def _style() -> Iterator[None]:
+    with matplotlib.rc_context(RC):  # type: ignore[arg-type]
+        yield
+
+
+def draw_png(spec: FigureSpec, path: str | os.PathLike[str]) -> None:
+    """Write the figure of `spec` to `path` as PNG, atomically (a temp file, then a rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _style():
+        fig = build_figure(spec)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                _encode(fig, out)
+            os.chmod(tmp, 0o644)  # mkstemp makes it private; a report server must read it
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        finally:
+            fig.clear()  # break the figure's reference cycles now, not at the next gc
+
+
+__all__ = ["build_figure", "draw_png"]

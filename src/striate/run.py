@@ -1,0 +1,103 @@
+"""A run: the tables, manifest and images of one scan, in memory and in its directory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from striate import store
+from striate.residual import residual_dims
+
+if TYPE_CHECKING:
+    from striate.analyses.finding import Finding
+    from striate.anatomy import TensorAnatomy
+
+FINDING_COLUMNS = ["kind", "tensor", "index", "score", "value", "residual_dim", "detail",
+                   "layer", "role"]  # fmt: skip
+
+
+@dataclass
+class Run:
+    """What `striate.scan` returns; `Run.load(dir)` reads a run directory back.
+
+    `tensors`: one row per tensor; `findings`: one row per finding, strongest first;
+    `residual_dims`: one row per residual dimension any finding touches; `manifest`: source,
+    settings, timing and per-tensor status. Columns are documented in the README.
+    """
+
+    path: Path | None
+    manifest: dict[str, Any]
+    tensors: pd.DataFrame
+    findings: pd.DataFrame
+    residual_dims: pd.DataFrame
+
+    @classmethod
+    def load(cls, path: str | Path) -> Run:
+        run_dir = Path(path)
+        tables = {name: store.read_table(run_dir, name) for name in store.TABLES}
+        return cls(run_dir, store.read_manifest(run_dir), **tables)
+
+    @property
+    def failed(self) -> dict[str, str]:
+        """Tensors that failed, with their errors."""
+        return {
+            name: status.get("error", "")
+            for name, status in self.manifest.get("tensors", {}).items()
+            if status.get("status") == "failed"
+        }
+
+
+def findings_table(findings: list[tuple[str, TensorAnatomy, Finding]]) -> pd.DataFrame:
+    """Findings as a table: fixed columns first, each analysis's `extra` fields after."""
+    records = []
+    for tensor, part, f in findings:
+        record: dict[str, Any] = {
+            "kind": f.kind,
+            "tensor": tensor,
+            "index": [None if i is None else int(i) for i in f.index],
+            "score": float(f.score),
+            "value": float(f.value),
+            "residual_dim": f.residual_dim(part.residual_axis),
+            "detail": f.detail,
+            "layer": part.layer,
+            "role": part.role,
+        }
+        for key, value in f.extra.items():
+            record.setdefault(key, value)
+        records.append(record)
+    table = pd.DataFrame.from_records(records)
+    if table.empty:
+        table = pd.DataFrame(columns=FINDING_COLUMNS)
+    for column in ("residual_dim", "layer"):
+        table[column] = table[column].astype("Int64")
+    ranked: pd.DataFrame = table.sort_values(
+        ["score", "tensor"], ascending=[False, True], ignore_index=True
+    )
+    return ranked
+
+
+def assemble(
+    rows: list[dict[str, Any]],
+    findings: list[tuple[str, TensorAnatomy, Finding]],
+    manifest: dict[str, Any],
+    out_dir: Path | None,
+) -> Run:
+    tensors = pd.DataFrame.from_records(rows)
+    for column in ("layer", "residual_axis"):
+        if column in tensors:
+            tensors[column] = tensors[column].astype("Int64")
+    counts = pd.Series([t for t, _, _ in findings], dtype=object).value_counts()
+    tensors["n_findings"] = tensors["name"].map(counts).fillna(0).astype(int)
+    table = findings_table(findings)
+    return Run(out_dir, manifest, tensors, table, residual_dims(table))
+
+
+def write_run(run: Run) -> None:
+    """Write the tables and manifest of `run` into `run.path` (atomically, file by file)."""
+    assert run.path is not None
+    for name in store.TABLES:
+        store.write_table(run.path / f"{name}.parquet", getattr(run, name))
+    store.write_json(run.path / "manifest.json", run.manifest)

@@ -1,0 +1,290 @@
+"""`striate scan`: stream a checkpoint one tensor at a time through every analysis.
+
+For each tensor: read it (float32, storage coordinates), compute its stats, run the analyses its
+anatomy calls for, draw its image, and record its status. One failing tensor is recorded in the
+manifest with its error and the scan goes on. The tables are assembled at the end and written
+atomically; see `striate.run.Run` for what comes back.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import striate
+from striate.analyses.finding import Finding
+from striate.analyses.heads import HeadsConfig, head_blocks
+from striate.analyses.hotspots import HotspotsConfig, find_hotspots
+from striate.analyses.lines import LinesConfig, find_lines
+from striate.analyses.nonfinite import NonfiniteConfig, find_nonfinite
+from striate.analyses.norms import NormsConfig, find_norm_outliers
+from striate.analyses.periodicity import PeriodicityConfig, find_periodic
+from striate.analyses.stats import tensor_stats
+from striate.anatomy import Anatomy, TensorAnatomy, anatomy_of
+from striate.checkpoint import Checkpoint, TensorInfo
+from striate.config import as_dict
+from striate.errors import StriateError
+from striate.run import Run, assemble, write_run
+
+_HEAD_ROLES = {"attn_q": "q", "attn_k": "kv", "attn_v": "kv", "attn_qkv": "qkv", "attn_out": "q"}
+
+
+@dataclass(frozen=True)
+class ImagesConfig:
+    enabled: bool = True  # draw one PNG per tensor into images/
+    max_pixels: int = 1024  # longest side of a tensor image after outlier-preserving downsampling
+
+
+@dataclass(frozen=True)
+class ScanConfig:
+    """Every threshold of a scan; `--set section.field=value` changes one."""
+
+    lines: LinesConfig = field(default_factory=LinesConfig)
+    hotspots: HotspotsConfig = field(default_factory=HotspotsConfig)
+    norms: NormsConfig = field(default_factory=NormsConfig)
+    periodicity: PeriodicityConfig = field(default_factory=PeriodicityConfig)
+    heads: HeadsConfig = field(default_factory=HeadsConfig)
+    nonfinite: NonfiniteConfig = field(default_factory=NonfiniteConfig)
+    images: ImagesConfig = field(default_factory=ImagesConfig)
+
+
+@dataclass(frozen=True)
+class HeadCounts:
+    n_heads: int | None
+    n_kv_heads: int | None
+
+
+@dataclass
+class TensorResult:
+    """What one tensor contributes to the run: a row of tensors.parquet and its findings."""
+
+    row: dict[str, Any]
+    findings: list[Finding]
+
+
+def analyse_tensor(
+    w: np.ndarray, part: TensorAnatomy, heads: HeadCounts, config: ScanConfig
+) -> TensorResult:
+    """Stats and every analysis the tensor's role and shape call for. Pure: no I/O."""
+    row: dict[str, Any] = dict(tensor_stats(w))
+    found: list[Finding] = find_nonfinite(w, config.nonfinite)
+    if part.role in ("norm", "norm_bias") and w.ndim == 1:
+        label = "gain" if part.role == "norm" else "bias"
+        found += find_norm_outliers(w, config.norms, label=label)
+    if w.ndim >= 2:
+        axes = _line_axes(w.ndim, part.layout)
+        found += find_lines(w, config.lines, axes=axes)
+        found += find_hotspots(w, config.hotspots, axes=axes)
+    if part.role == "position_embedding" and w.ndim >= 2:
+        periodic, _ = find_periodic(w, config.periodicity, position_axis=w.ndim - 2)
+        found += periodic
+    blocks = head_partition(w, part, heads)
+    row["head_score"] = None
+    if blocks is not None:
+        result = head_blocks(w, blocks[0], blocks[1], config.heads)
+        row["head_score"] = float(result.score)
+        found += result.findings
+    return TensorResult(row, found)
+
+
+def head_partition(w: np.ndarray, part: TensorAnatomy, heads: HeadCounts) -> tuple[int, int] | None:
+    """(n_blocks, head_axis) for an attention projection whose head count is known."""
+    kind = _HEAD_ROLES.get(part.role)
+    if kind is None or w.ndim != 2 or part.residual_axis is None or heads.n_heads is None:
+        return None
+    n_blocks = {"q": heads.n_heads, "kv": heads.n_kv_heads or heads.n_heads,
+                "qkv": 3 * heads.n_heads}[kind]  # fmt: skip
+    head_axis = 1 - part.residual_axis
+    if n_blocks < 2 or w.shape[head_axis] % n_blocks:
+        return None
+    return n_blocks, head_axis
+
+
+def _line_axes(ndim: int, layout: str | None) -> tuple[int, int]:
+    """(out axis, in axis) of a tensor as stored; conv kernels keep their layout."""
+    if layout == "hwio" and ndim == 4:
+        return 3, 2
+    if ndim == 3 and layout is None:
+        return ndim - 2, ndim - 1  # e.g. ViT position embeddings [1, n, d]
+    return 0, 1
+
+
+def head_counts(ckpt: Checkpoint) -> HeadCounts:
+    """Attention head counts from config.json or GGUF metadata, when the file says."""
+    config = ckpt.config or {}
+    n = config.get("num_attention_heads") or config.get("n_head") or config.get("num_heads")
+    kv = config.get("num_key_value_heads")
+    arch = ckpt.metadata.get("general.architecture")
+    if arch:
+        n = n or ckpt.metadata.get(f"{arch}.attention.head_count")
+        kv = kv or ckpt.metadata.get(f"{arch}.attention.head_count_kv")
+    return HeadCounts(_int_or_none(n), _int_or_none(kv))
+
+
+def _int_or_none(value: Any) -> int | None:
+    return int(value) if isinstance(value, (int, np.integer)) and int(value) > 0 else None
+
+
+def image_name(position: int, name: str) -> str:
+    """A file name for a tensor's image: its position (unique) and a readable, safe stem."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")[:120] or "tensor"
+    return f"{position:04d}_{stem}.png"
+
+
+def scan(
+    model: str | Path | Checkpoint,
+    out: str | Path | None = None,
+    *,
+    config: ScanConfig | None = None,
+    progress: bool = False,
+) -> Run:
+    """Scan every tensor of `model` (path, folder, sample:NAME, hub id or open Checkpoint).
+
+    With `out`, the run directory is written there (tables, manifest, images). Returns the
+    tables as pandas DataFrames either way.
+    """
+    config = config or ScanConfig()
+    ckpt = model if isinstance(model, Checkpoint) else striate.open(model)
+    out_dir = None if out is None else Path(out)
+    if out_dir is not None:
+        (out_dir / "images").mkdir(parents=True, exist_ok=True)
+    anat = anatomy_of(ckpt)
+    heads = head_counts(ckpt)
+    started = time.time()
+    manifest = _manifest_head(ckpt, anat, config, heads)
+    rows: list[dict[str, Any]] = []
+    findings: list[tuple[str, TensorAnatomy, Finding]] = []
+    names = ckpt.names()
+    infos = [ckpt.info(n) for n in names]
+    with _progress(infos, enabled=progress) as advance:
+        for position, info in enumerate(infos):
+            part = anat[info.name]
+            row = _base_row(info, part)
+            status: dict[str, Any] = {"status": "done"}
+            try:
+                w = ckpt.read(info.name)
+                result = analyse_tensor(w, part, heads, config)
+                row |= result.row
+                findings += [(info.name, part, f) for f in result.findings]
+                if out_dir is not None and config.images.enabled and w.size > 0:
+                    rel = f"images/{image_name(position, info.name)}"
+                    _draw(w, out_dir / rel, part, result.findings, heads, config)
+                    row["image"] = rel
+            except Exception as exc:  # one bad tensor never stops the scan
+                message = str(exc)
+                if not isinstance(exc, StriateError):
+                    message = f"{type(exc).__name__}: {exc}"
+                status = {"status": "failed", "error": message}
+            row["status"] = status["status"]
+            rows.append(row)
+            manifest["tensors"][info.name] = status
+            advance(info)
+    manifest["finished"] = _now()
+    manifest["seconds"] = round(time.time() - started, 3)
+    run = assemble(rows, findings, manifest, out_dir)
+    if out_dir is not None:
+        from striate.report import write_report
+
+        write_run(run)
+        write_report(run)
+    return run
+
+
+def _draw(
+    w: np.ndarray,
+    path: Path,
+    part: TensorAnatomy,
+    found: list[Finding],
+    heads: HeadCounts,
+    config: ScanConfig,
+) -> None:
+    from striate.render import render_tensor
+
+    periodic = [f.index[-1] for f in found if f.kind == "periodic" and f.index[-1] is not None]
+    render_tensor(
+        w,
+        path,
+        title=part.name,
+        role=part.role,
+        layout=part.layout,
+        residual_axis=part.residual_axis,
+        findings=found,
+        head_blocks=head_partition(w, part, heads),
+        periodic_channels=[int(c) for c in periodic[:4]],
+        max_pixels=config.images.max_pixels,
+    )
+
+
+def _base_row(info: TensorInfo, part: TensorAnatomy) -> dict[str, Any]:
+    return {
+        "name": info.name,
+        "shape": list(info.shape),
+        "dtype": info.dtype,
+        "role": part.role,
+        "layer": part.layer,
+        "residual_axis": part.residual_axis,
+        "layout": part.layout,
+        "file": info.file.name,
+        "nbytes": info.nbytes,
+        "image": None,
+    }
+
+
+def _manifest_head(
+    ckpt: Checkpoint, anat: Anatomy, config: ScanConfig, heads: HeadCounts
+) -> dict[str, Any]:
+    return {
+        "striate_version": striate.__version__,
+        "kind": "scan",
+        "source": str(ckpt.path),
+        "format": ckpt.format,
+        "family": anat.family,
+        "n_layers": anat.n_layers,
+        "hidden_size": anat.hidden_size,
+        "n_heads": heads.n_heads,
+        "n_kv_heads": heads.n_kv_heads,
+        "files": [{"path": str(f), "bytes": f.stat().st_size} for f in ckpt.files],
+        "settings": as_dict(config),
+        "started": _now(),
+        "tensors": {},
+    }
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@contextmanager
+def _progress(infos: list[TensorInfo], *, enabled: bool) -> Iterator[Callable[[TensorInfo], None]]:
+    """A progress bar of tensors done, bytes read and time left; silent when not enabled."""
+    if not enabled:
+        yield lambda info: None
+        return
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (
+        TextColumn("scanning"),
+        BarColumn(),
+        DownloadColumn(),
+        TextColumn("{task.fields[done]}/{task.fields[n]} tensors"),
+        TimeRemainingColumn(),
+    )
+    total = sum(i.nbytes for i in infos) or len(infos)
+    with Progress(*columns, transient=True) as bar:
+        task = bar.add_task("scan", total=total, done=0, n=len(infos))
+        done = 0
+
+        def advance(info: TensorInfo) -> None:
+            nonlocal done
+            done += 1
+            bar.update(task, advance=info.nbytes or 1, done=done)
+
+        yield advance

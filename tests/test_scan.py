@@ -1,0 +1,142 @@
+"""`striate scan` on planted synthetic models (both layouts) and on real sample models."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import planted
+import pytest
+
+from striate.run import Run
+from striate.scan import ScanConfig, scan
+
+
+def _lines(run: Run) -> dict[str, set[tuple[int | None, ...]]]:
+    found: dict[str, set[tuple[int | None, ...]]] = {}
+    for _, f in run.findings[run.findings["kind"] == "line"].iterrows():
+        found.setdefault(f["tensor"], set()).add(
+            tuple(None if pd.isna(i) else int(i) for i in f["index"])
+        )
+    return found
+
+
+@pytest.mark.parametrize("build", [planted.gpt2, planted.llama])
+def test_planted_structure_is_found_in_both_layouts(tmp_path: Path, build: object) -> None:
+    truth: planted.Planted = build(tmp_path / "model")  # type: ignore[operator]
+    run = scan(truth.path, tmp_path / "run", config=ScanConfig())
+    f = run.findings
+    # lines: every planted line found at its exact index, and no line anywhere else
+    lines = _lines(run)
+    for tensor, index in truth.line_tensors.items():
+        assert index in lines.get(tensor, set()), tensor
+    extra = {t: i for t, i in lines.items() if t not in truth.line_tensors or len(i) > 1}
+    assert extra == {}
+    line_rows = f[f["kind"] == "line"]
+    assert (line_rows["residual_dim"] == planted.LINE_DIM).all()
+    # norm outliers: dim 7 in every gain vector, nothing else
+    norms = f[f["kind"] == "norm_outlier"]
+    assert sorted(norms["tensor"]) == sorted(truth.norm_tensors)
+    assert (norms["residual_dim"] == planted.LINE_DIM).all()
+    # the one hotspot, at its storage index, linked to residual dim 20
+    hot = f[f["kind"] == "hotspot"]
+    assert len(hot) == 1
+    assert hot.iloc[0]["tensor"] == truth.hotspot[0]
+    assert tuple(hot.iloc[0]["index"]) == truth.hotspot[1]
+    assert hot.iloc[0]["residual_dim"] == planted.HOT_DIM
+    # residual dims: 7 first, with its lines and norm outliers counted by tensor
+    top = run.residual_dims.iloc[0]
+    assert top["residual_dim"] == planted.LINE_DIM
+    assert top["n_lines"] == len(truth.line_tensors)
+    assert top["n_norm_outliers"] == len(truth.norm_tensors)
+    assert list(top["layers"]) == [0, 1]
+    assert set(run.residual_dims["residual_dim"]) == {planted.LINE_DIM, planted.HOT_DIM}
+    # the strong head of layer 0's query projection
+    heads = f[(f["kind"] == "head") & (f["tensor"] == truth.head_tensor)]
+    assert list(heads["head"]) == [planted.STRONG_HEAD]
+
+
+def test_sinusoidal_position_embedding_is_periodic(tmp_path: Path) -> None:
+    truth = planted.gpt2(tmp_path / "model")
+    run = scan(truth.path, config=ScanConfig())
+    periodic = run.findings[(run.findings["kind"] == "periodic")]
+    assert set(periodic["tensor"]) == {"wpe.weight"}
+    # channel 2i has period 2*pi*10000^(2i/d); those well inside 128 positions must be found
+    d = planted.D
+    for channel in (0, 1, 2, 3, 4, 5):
+        i = channel // 2
+        period = 2 * np.pi * 10000 ** (2 * i / d)
+        row = periodic[periodic["index"].map(lambda x, c=channel: x[1] == c)]
+        assert len(row) == 1, channel
+        assert row.iloc[0]["value"] == pytest.approx(period, rel=0.02)
+
+
+def test_run_directory_contract(tmp_path: Path) -> None:
+    truth = planted.llama(tmp_path / "model")
+    run = scan(truth.path, tmp_path / "run")
+    out = tmp_path / "run"
+    for name in ("manifest.json", "tensors.parquet", "findings.parquet",
+                 "residual_dims.parquet", "index.html"):  # fmt: skip
+        assert (out / name).is_file(), name
+    back = Run.load(out)
+    pd.testing.assert_frame_equal(back.findings, run.findings, check_dtype=False)
+    t = back.tensors.set_index("name")
+    for column in ("shape", "dtype", "role", "layer", "numel", "mean", "std", "min", "max",
+                   "abs_max", "n_nan", "n_inf", "kurtosis", "frac_beyond_6sigma"):  # fmt: skip
+        assert column in t.columns, column
+    assert (t["status"] == "done").all()
+    for name, row in t.iterrows():
+        assert (out / row["image"]).is_file(), name
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["settings"]["lines"]["z"] == ScanConfig().lines.z
+    assert set(manifest["tensors"]) == set(t.index)
+
+
+def test_a_failing_tensor_is_recorded_and_the_scan_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    truth = planted.llama(tmp_path / "model")
+    from striate.checkpoint.safetensors_format import SafetensorsCheckpoint
+
+    real_read = SafetensorsCheckpoint._read
+
+    def flaky(self: SafetensorsCheckpoint, name: str) -> np.ndarray:
+        if name == "model.layers.0.mlp.gate_proj.weight":
+            raise OSError("disk on fire")
+        return real_read(self, name)
+
+    monkeypatch.setattr(SafetensorsCheckpoint, "_read", flaky)
+    run = scan(truth.path, tmp_path / "run")
+    assert run.failed == {
+        "model.layers.0.mlp.gate_proj.weight": (
+            f"{truth.path / 'model.safetensors'}: tensor 'model.layers.0.mlp.gate_proj.weight': "
+            "cannot read tensor: OSError: disk on fire"
+        )
+    }
+    assert (run.tensors["status"] == "done").sum() == len(run.tensors) - 1
+    assert planted.LINE_DIM in set(run.residual_dims["residual_dim"])
+
+
+def test_cli_scan_with_settings(tmp_path: Path) -> None:
+    truth = planted.gpt2(tmp_path / "model")
+    out = tmp_path / "run"
+    done = subprocess.run(
+        [sys.executable, "-m", "striate", "scan", str(truth.path), "--out", str(out),
+         "--set", "lines.z=1000", "--no-images"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "report: " in done.stdout and "strongest findings" in done.stdout
+    run = Run.load(out)
+    assert (run.findings["kind"] != "line").all()  # z=1000 silences lines
+    assert run.manifest["settings"]["lines"]["z"] == 1000.0
+    assert run.tensors["image"].isna().all()
+    bad = subprocess.run(
+        [sys.executable, "-m", "striate", "scan", str(truth.path), "--set", "lines.nope=1"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "unknown setting 'lines.nope'" in bad.stderr
