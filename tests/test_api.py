@@ -5,8 +5,8 @@ import striate
 
 def test_public_api_is_pinned() -> None:
     assert sorted(striate.__all__) == [
-        "Anatomy", "Checkpoint", "FFNTriple", "StriateError", "TensorAnatomy", "TensorInfo",
-        "__version__", "anatomy_of", "open",
+        "Anatomy", "Checkpoint", "FFNTriple", "Run", "ScanConfig", "StriateError",
+        "TensorAnatomy", "TensorInfo", "__version__", "anatomy_of", "open", "scan",
     ]  # fmt: skip
     for name in striate.__all__:
         assert hasattr(striate, name)

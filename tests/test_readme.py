@@ -16,5 +16,6 @@ def _python_blocks() -> list[str]:
 
 @pytest.mark.sample
 @pytest.mark.parametrize("block", _python_blocks())
-def test_readme_example_runs(block: str) -> None:
+def test_readme_example_runs(block: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # examples write run directories relative to the working dir
     exec(compile(block, str(README), "exec"), {})

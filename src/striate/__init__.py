@@ -8,21 +8,25 @@
 
 from __future__ import annotations
 
+from striate._version import __version__
 from striate.anatomy import Anatomy, FFNTriple, TensorAnatomy, anatomy_of
 from striate.checkpoint import Checkpoint, TensorInfo
 from striate.checkpoint import open_checkpoint as open
 from striate.errors import StriateError
-
-__version__ = "0.1.0"
+from striate.run import Run
+from striate.scan import ScanConfig, scan
 
 __all__ = [
     "Anatomy",
     "Checkpoint",
     "FFNTriple",
+    "Run",
+    "ScanConfig",
     "StriateError",
     "TensorAnatomy",
     "TensorInfo",
     "__version__",
     "anatomy_of",
     "open",
+    "scan",
 ]

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-import striate
+from striate._version import __version__
 from striate.analyses.finding import Finding
 from striate.analyses.heads import HeadsConfig, head_blocks
 from striate.analyses.hotspots import HotspotsConfig, find_hotspots
@@ -29,7 +29,7 @@ from striate.analyses.norms import NormsConfig, find_norm_outliers
 from striate.analyses.periodicity import PeriodicityConfig, find_periodic
 from striate.analyses.stats import tensor_stats
 from striate.anatomy import Anatomy, TensorAnatomy, anatomy_of
-from striate.checkpoint import Checkpoint, TensorInfo
+from striate.checkpoint import Checkpoint, TensorInfo, open_checkpoint
 from striate.config import as_dict
 from striate.errors import StriateError
 from striate.run import Run, assemble, write_run
@@ -152,7 +152,7 @@ def scan(
     tables as pandas DataFrames either way.
     """
     config = config or ScanConfig()
-    ckpt = model if isinstance(model, Checkpoint) else striate.open(model)
+    ckpt = model if isinstance(model, Checkpoint) else open_checkpoint(model)
     out_dir = None if out is None else Path(out)
     if out_dir is not None:
         (out_dir / "images").mkdir(parents=True, exist_ok=True)
@@ -242,7 +242,7 @@ def _manifest_head(
     ckpt: Checkpoint, anat: Anatomy, config: ScanConfig, heads: HeadCounts
 ) -> dict[str, Any]:
     return {
-        "striate_version": striate.__version__,
+        "striate_version": __version__,
         "kind": "scan",
         "source": str(ckpt.path),
         "format": ckpt.format,
