@@ -11,7 +11,10 @@ import numpy as np
 import pandas as pd
 import planted
 import pytest
+import torch
+from safetensors.torch import load_file, save_file
 
+from striate.config import apply_overrides
 from striate.run import Run
 from striate.scan import ScanConfig, scan
 
@@ -140,3 +143,15 @@ def test_cli_scan_with_settings(tmp_path: Path) -> None:
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert bad.returncode == 2 and "unknown setting 'lines.nope'" in bad.stderr
+
+
+def test_periodicity_on_request(tmp_path: Path) -> None:
+    truth = planted.llama(tmp_path / "model")  # no position embedding: nothing periodic
+    assert (scan(truth.path).findings["kind"] != "periodic").all()
+    weights = load_file(truth.path / "model.safetensors")
+    weights["model.rope_table"] = torch.from_numpy(planted.sinusoidal(128, 16).astype(np.float32))
+    save_file(weights, truth.path / "model.safetensors")
+    config = apply_overrides(ScanConfig(), [r"periodicity.include=rope_table$"])
+    periodic = scan(truth.path, config=config).findings.query("kind == 'periodic'")
+    assert set(periodic["tensor"]) == {"model.rope_table"}
+    assert len(periodic) >= 4

@@ -83,7 +83,10 @@ def analyse_tensor(
         axes = _line_axes(w.ndim, part.layout)
         found += find_lines(w, config.lines, axes=axes)
         found += find_hotspots(w, config.hotspots, axes=axes)
-    if part.role == "position_embedding" and w.ndim >= 2:
+    include = config.periodicity.include
+    if w.ndim >= 2 and (
+        part.role == "position_embedding" or (include and re.search(include, part.name))
+    ):
         periodic, _ = find_periodic(w, config.periodicity, position_axis=w.ndim - 2)
         found += periodic
     blocks = head_partition(w, part, heads)

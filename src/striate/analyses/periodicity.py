@@ -54,12 +54,16 @@ class PeriodicityConfig:
         included: lower this to see them, with ~1% of noise channels passing at n = 50).
     max_per_tensor: strongest channels kept per tensor. A model has one position embedding,
         so more can be kept than elsewhere; MiniLM's [512, 384] has 72 periodic channels.
+    include: a regular expression of other tensor names to test too (the scan runs this
+        analysis on position embeddings, and on any tensor whose name it matches, with the
+        positions along the second-to-last axis).
     """
 
     min_share: float = 0.5  # dominant lobe's share of non-DC power
     min_cycles: float = 2.0  # period <= n_positions / min_cycles
     min_positions: int = 96  # fewer positions: no findings
     max_per_tensor: int = 32  # strongest kept per tensor
+    include: str = ""  # regex of more tensor names to test (besides position embeddings)
 
 
 @dataclass(frozen=True, eq=False)
