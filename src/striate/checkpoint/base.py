@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zipfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -69,14 +70,19 @@ class Checkpoint(ABC):
         self.metadata: dict[str, Any] = {}
         # entries that are not tensors (optimizer step counts, strings, ...): name -> why skipped
         self.skipped: dict[str, str] = {}
+        # readers that index every header at open fill this; the others override names/info
+        self._infos: dict[str, TensorInfo] = {}
 
-    @abstractmethod
     def names(self) -> list[str]:
         """Tensor names in file order."""
+        return list(self._infos)
 
-    @abstractmethod
     def info(self, name: str) -> TensorInfo:
         """Shape, stored dtype, bytes and source file of one tensor, from headers only."""
+        try:
+            return self._infos[name]
+        except KeyError:
+            raise self._unknown(name) from None
 
     @abstractmethod
     def _read(self, name: str) -> npt.NDArray[Any]:
@@ -149,6 +155,17 @@ class Checkpoint(ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.format} {str(self.path)!r}: {len(self)} tensors>"
+
+
+def zip_members(path: Path, head: bytes) -> list[str]:
+    """Member names of a zip archive, for signature checks; [] when `path` is not a zip."""
+    if not head.startswith(b"PK\x03\x04"):
+        return []
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return zf.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return []
 
 
 def _find_config(path: Path) -> dict[str, Any] | None:

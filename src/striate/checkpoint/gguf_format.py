@@ -71,15 +71,6 @@ class GGUFCheckpoint(Checkpoint):
             file_shape=file_shape,
         )
 
-    def names(self) -> list[str]:
-        return list(self._infos)
-
-    def info(self, name: str) -> TensorInfo:
-        try:
-            return self._infos[name]
-        except KeyError:
-            raise self._unknown(name) from None
-
     def _read(self, name: str) -> npt.NDArray[Any]:
         """Float32 values of shape `info(name).shape`, a fresh array (not a view of the file)."""
         if self._reader is None:

@@ -53,7 +53,7 @@ class HDF5Checkpoint(Checkpoint):
         self._h5py: Any = require("h5py", "hdf5", path=path)
         self._h5: Any = self._open_h5()
         self._datasets: dict[str, Any] = {}
-        self._infos: dict[str, TensorInfo] = {}  # taken now, so info() works after close()
+        # self._infos is filled now, so info() works after close()
         try:
             self._index()
         except BaseException:
@@ -79,15 +79,6 @@ class HDF5Checkpoint(Checkpoint):
                 file=self.path,
             )
         self.metadata.update(_root_metadata(self._h5))
-
-    def names(self) -> list[str]:
-        return list(self._datasets)
-
-    def info(self, name: str) -> TensorInfo:
-        try:
-            return self._infos[name]
-        except KeyError:
-            raise self._unknown(name) from None
 
     def _read(self, name: str) -> npt.NDArray[Any]:
         if self._h5 is None:

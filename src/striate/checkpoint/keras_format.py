@@ -22,6 +22,7 @@ import zipfile
 from pathlib import Path
 from typing import IO, Any
 
+from striate.checkpoint.base import zip_members
 from striate.checkpoint.hdf5_format import HDF5Checkpoint
 from striate.errors import StriateError
 
@@ -42,13 +43,7 @@ class KerasCheckpoint(HDF5Checkpoint):
 
     @classmethod
     def sniff(cls, path: Path, head: bytes) -> bool:
-        if not head.startswith(b"PK\x03\x04"):
-            return False
-        try:
-            with zipfile.ZipFile(path) as zf:
-                return WEIGHTS_MEMBER in zf.namelist()
-        except (zipfile.BadZipFile, OSError):
-            return False
+        return WEIGHTS_MEMBER in zip_members(path, head)
 
     def __init__(self, path: Path) -> None:
         self._member: io.RawIOBase | IO[bytes] | None = None

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from striate.checkpoint.base import Checkpoint, TensorInfo
+from striate.checkpoint.base import Checkpoint, TensorInfo, zip_members
 from striate.errors import StriateError
 
 _NPY_MAGIC = b"\x93NUMPY"
@@ -67,19 +67,12 @@ class NpzCheckpoint(Checkpoint):
 
     @classmethod
     def sniff(cls, path: Path, head: bytes) -> bool:
-        if not head.startswith(b"PK\x03\x04"):
-            return False
-        try:
-            with zipfile.ZipFile(path) as zf:
-                members = zf.namelist()
-        except (zipfile.BadZipFile, OSError):
-            return False
+        members = zip_members(path, head)
         return bool(members) and all(m.endswith(".npy") for m in members)
 
     def __init__(self, path: Path) -> None:
         super().__init__(path)
         self._zip = zipfile.ZipFile(path)
-        self._infos: dict[str, TensorInfo] = {}
         for member in self._zip.infolist():
             if not member.filename.endswith(".npy"):
                 self.skipped[member.filename] = "not a .npy member"
@@ -88,15 +81,6 @@ class NpzCheckpoint(Checkpoint):
             with self._zip.open(member) as fh:
                 shape, dtype = _array_header(fh, path, name)
             self._infos[name] = TensorInfo(name, shape, dtype.name, member.compress_size, path)
-
-    def names(self) -> list[str]:
-        return list(self._infos)
-
-    def info(self, name: str) -> TensorInfo:
-        try:
-            return self._infos[name]
-        except KeyError:
-            raise self._unknown(name) from None
 
     def _read(self, name: str) -> npt.NDArray[Any]:
         with self._zip.open(name + ".npy") as fh:

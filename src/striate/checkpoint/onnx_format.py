@@ -111,15 +111,6 @@ class ONNXCheckpoint(Checkpoint):
         else:
             yield found
 
-    def names(self) -> list[str]:
-        return list(self._infos)
-
-    def info(self, name: str) -> TensorInfo:
-        try:
-            return self._infos[name]
-        except KeyError:
-            raise self._unknown(name) from None
-
     def _read(self, name: str) -> npt.NDArray[Any]:
         if self._model is None:
             raise StriateError("the checkpoint is closed", path=self.path, tensor=name)

@@ -42,7 +42,6 @@ class SafetensorsCheckpoint(Checkpoint):
         self._handle = cast("Any", safe_open(str(path), framework="pt", device="cpu"))
         self._names: list[str] = list(self._handle.keys())
         self.metadata = dict(self._handle.metadata() or {})
-        self._infos: dict[str, TensorInfo] = {}
 
     def names(self) -> list[str]:
         return list(self._names)

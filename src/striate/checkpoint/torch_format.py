@@ -10,14 +10,13 @@ so names read as the model's own. Non-tensor entries are listed in `skipped`.
 
 from __future__ import annotations
 
-import zipfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy.typing as npt
 
-from striate.checkpoint.base import Checkpoint, TensorInfo
+from striate.checkpoint.base import Checkpoint, TensorInfo, zip_members
 from striate.errors import StriateError
 
 # pickle protocol 2 + torch's legacy magic number, as written by torch.save before the zip format
@@ -35,13 +34,7 @@ class TorchCheckpoint(Checkpoint):
     def sniff(cls, path: Path, head: bytes) -> bool:
         if head.startswith(_LEGACY_MAGIC):
             return True
-        if not head.startswith(b"PK\x03\x04"):
-            return False
-        try:
-            with zipfile.ZipFile(path) as zf:
-                return any(n.endswith("/data.pkl") or n == "data.pkl" for n in zf.namelist())
-        except (zipfile.BadZipFile, OSError):
-            return False
+        return any(n == "data.pkl" or n.endswith("/data.pkl") for n in zip_members(path, head))
 
     def __init__(self, path: Path) -> None:
         import torch
