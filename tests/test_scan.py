@@ -155,3 +155,54 @@ def test_periodicity_on_request(tmp_path: Path) -> None:
     periodic = scan(truth.path, config=config).findings.query("kind == 'periodic'")
     assert set(periodic["tensor"]) == {"model.rope_table"}
     assert len(periodic) >= 4
+
+
+def _cos(a: np.ndarray, b: np.ndarray) -> float:
+    return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+
+
+def test_ffn_tables_in_both_layouts(tmp_path: Path) -> None:
+    g = scan(planted.gpt2(tmp_path / "g").path, tmp_path / "g-run")
+    m = scan(planted.llama(tmp_path / "m").path, tmp_path / "m-run")
+    assert len(g.ffn) == len(m.ffn) == planted.LAYERS * planted.F
+    assert list(g.ffn_layers["layer"]) == list(m.ffn_layers["layer"]) == [0, 1]
+    # GPT-2 Conv1D: neuron j reads column j of c_fc [d, F] and writes row j of c_proj [F, d]
+    wg = load_file(tmp_path / "g" / "model.safetensors")
+    j = 17
+    row = g.ffn[(g.ffn["layer"] == 1) & (g.ffn["neuron"] == j)].iloc[0]
+    fc, proj = wg["h.1.mlp.c_fc.weight"].numpy(), wg["h.1.mlp.c_proj.weight"].numpy()
+    assert row["alignment"] == pytest.approx(_cos(fc[:, j], proj[j]), abs=1e-6)
+    assert row["in_norm"] == pytest.approx(np.linalg.norm(fc[:, j]), rel=1e-6)
+    assert row["bias"] == 0.0
+    # LLaMA Linear: up_proj [F, d] row j in, down_proj [d, F] column j out, gate_proj row j
+    wm = load_file(tmp_path / "m" / "model.safetensors")
+    row = m.ffn[(m.ffn["layer"] == 1) & (m.ffn["neuron"] == j)].iloc[0]
+    up, down = (
+        wm["model.layers.1.mlp.up_proj.weight"].numpy(),
+        wm["model.layers.1.mlp.down_proj.weight"].numpy(),
+    )
+    gate = wm["model.layers.1.mlp.gate_proj.weight"].numpy()
+    assert row["alignment"] == pytest.approx(_cos(up[j], down[:, j]), abs=1e-6)
+    assert row["gate_in_alignment"] == pytest.approx(_cos(gate[j], up[j]), abs=1e-6)
+    assert pd.isna(row["bias"])
+    back = Run.load(tmp_path / "m-run")
+    assert (
+        len(back.ffn) == len(m.ffn)
+        and (tmp_path / "m-run" / "images" / "ffn" / "depth.png").is_file()
+    )
+
+
+def test_cli_ffn(tmp_path: Path) -> None:
+    truth = planted.llama(tmp_path / "model")
+    done = subprocess.run(
+        [sys.executable, "-m", "striate", "ffn", str(truth.path), "--out", str(tmp_path / "f"),
+         "--layers", "1"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    table = pd.read_parquet(tmp_path / "f" / "ffn_layers.parquet")
+    assert list(table["layer"]) == [0, 1]
+    assert pd.isna(table.loc[0, "in_similarity_mean"]) and pd.notna(
+        table.loc[1, "in_similarity_mean"]
+    )
+    assert (tmp_path / "f" / "images" / "ffn" / "layer_001.png").is_file()

@@ -24,7 +24,7 @@ app = typer.Typer(
 )
 _state = {"debug": False}
 # piped output keeps whole tensor names on one line, so it greps
-out = Console(width=None if sys.stdout.isatty() else 1000)
+console = Console(width=None if sys.stdout.isatty() else 1000)
 
 
 @app.callback()
@@ -60,7 +60,7 @@ def info(
             "" if row.layer is None else str(row.layer),
             "" if row.residual_axis is None else str(row.residual_axis),
         )
-    out.print(table)
+    console.print(table)
     facts = {
         "format": summary.format,
         "family": summary.family,
@@ -74,7 +74,7 @@ def info(
         "non-tensor entries skipped": len(summary.skipped),
     }
     for key, value in facts.items():
-        out.print(f"[bold]{key:>26}[/bold]  {value}", highlight=False)
+        console.print(f"[bold]{key:>26}[/bold]  {value}", highlight=False)
 
 
 @app.command()
@@ -123,7 +123,7 @@ def _print_scan_summary(run: Run) -> None:
     import pandas as pd
 
     m = run.manifest
-    out.print(
+    console.print(
         f"[bold]{m['family']}[/bold] model, {len(run.tensors)} tensors in {m['seconds']:.1f} s; "
         f"{len(run.findings)} findings, {len(run.failed)} failed tensors",
         highlight=False,
@@ -135,7 +135,7 @@ def _print_scan_summary(run: Run) -> None:
         for _, f in run.findings.head(10).iterrows():
             dim = "" if pd.isna(f["residual_dim"]) else str(f["residual_dim"])
             table.add_row(f["kind"], f["tensor"], f"{f['score']:.3g}", dim, f["detail"])
-        out.print(table)
+        console.print(table)
     if len(run.residual_dims):
         table = Table(title="residual dimensions that stand out")
         for column in ("dim", "score", "tensors", "lines", "norm outliers", "hotspots", "layers"):
@@ -145,11 +145,46 @@ def _print_scan_summary(run: Run) -> None:
             table.add_row(str(d["residual_dim"]), f"{d['score']:.2f}", str(d["n_tensors"]),
                           str(d["n_lines"]), str(d["n_norm_outliers"]), str(d["n_hotspots"]),
                           layers if len(layers) < 40 else layers[:37] + "...")  # fmt: skip
-        out.print(table)
+        console.print(table)
     for name, error in run.failed.items():
-        out.print(f"[red]failed[/red] {name}: {error}", highlight=False)
+        console.print(f"[red]failed[/red] {name}: {error}", highlight=False)
     if run.path is not None:
-        out.print(f"report: {run.path / 'index.html'}", highlight=False)
+        console.print(f"report: {run.path / 'index.html'}", highlight=False)
+
+
+@app.command()
+def ffn(
+    model: Annotated[str, typer.Argument(help="Checkpoint path, folder, sample:NAME or org/name.")],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Output folder (default: runs/NAME-ffn).")
+    ] = None,
+    layers: Annotated[
+        str | None,
+        typer.Option("--layers", help="Figure layers, e.g. 0,3,5 (default: first, middle, last)."),
+    ] = None,
+) -> None:
+    """FFN neuron geometry only: norms, bias, input-output alignment, column similarity."""
+    from striate.analyses.ffn import FFNConfig
+    from striate.ffn_scan import run_ffn
+
+    chosen = () if not layers else tuple(int(x) for x in layers.split(",") if x.strip())
+    out_dir = out or Path("runs") / f"{_run_name(model)}-ffn"
+    _, table = run_ffn(model, out_dir, config=FFNConfig(layers=chosen), progress=True)
+    columns = ["layer", "alignment_mean", "share_positive", "share_negative", "n_clusters",
+               "bias_mean", "slope_alignment_on_bias", "slope_se"]  # fmt: skip
+    grid = Table(title="FFN layers (all columns in ffn_layers.parquet)")
+    for column in columns:
+        grid.add_column(column)
+    for _, row in table.iterrows():
+        grid.add_row(*[_cell(row.get(c)) for c in columns])
+    console.print(grid)
+    console.print(f"tables and figures: {out_dir}", highlight=False)
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return "" if value != value else f"{value:.3g}"
+    return "" if value is None else str(value)
 
 
 @app.command()
@@ -162,7 +197,7 @@ def samples() -> None:
         table.add_column(column)
     for s in SAMPLES.values():
         table.add_row(f"sample:{s.name}", s.description, s.requirement)
-    out.print(table)
+    console.print(table)
 
 
 def main() -> None:

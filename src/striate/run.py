@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,11 +33,17 @@ class Run:
     tensors: pd.DataFrame
     findings: pd.DataFrame
     residual_dims: pd.DataFrame
+    ffn: pd.DataFrame = field(default_factory=pd.DataFrame)
+    ffn_layers: pd.DataFrame = field(default_factory=pd.DataFrame)
+    spectra: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @classmethod
     def load(cls, path: str | Path) -> Run:
         run_dir = Path(path)
         tables = {name: store.read_table(run_dir, name) for name in store.TABLES}
+        for name in store.OPTIONAL_TABLES:
+            if (run_dir / f"{name}.parquet").is_file():
+                tables[name] = store.read_table(run_dir, name)
         return cls(run_dir, store.read_manifest(run_dir), **tables)
 
     @property
@@ -100,4 +106,8 @@ def write_run(run: Run) -> None:
     assert run.path is not None
     for name in store.TABLES:
         store.write_table(run.path / f"{name}.parquet", getattr(run, name))
+    for name in store.OPTIONAL_TABLES:
+        table = getattr(run, name)
+        if not table.empty:
+            store.write_table(run.path / f"{name}.parquet", table)
     store.write_json(run.path / "manifest.json", run.manifest)

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from striate._version import __version__
+from striate.analyses.ffn import FFNConfig
 from striate.analyses.finding import Finding
 from striate.analyses.heads import HeadsConfig, head_blocks
 from striate.analyses.hotspots import HotspotsConfig, find_hotspots
@@ -32,6 +31,8 @@ from striate.anatomy import Anatomy, TensorAnatomy, anatomy_of
 from striate.checkpoint import Checkpoint, TensorInfo, open_checkpoint
 from striate.config import as_dict
 from striate.errors import StriateError
+from striate.ffn_scan import FFNCollector, default_layers, ffn_tables, write_ffn_figures
+from striate.progress import progress_bar
 from striate.run import Run, assemble, write_run
 
 _HEAD_ROLES = {"attn_q": "q", "attn_k": "kv", "attn_v": "kv", "attn_qkv": "qkv", "attn_out": "q"}
@@ -53,6 +54,7 @@ class ScanConfig:
     periodicity: PeriodicityConfig = field(default_factory=PeriodicityConfig)
     heads: HeadsConfig = field(default_factory=HeadsConfig)
     nonfinite: NonfiniteConfig = field(default_factory=NonfiniteConfig)
+    ffn: FFNConfig = field(default_factory=FFNConfig)
     images: ImagesConfig = field(default_factory=ImagesConfig)
 
 
@@ -167,7 +169,15 @@ def scan(
     findings: list[tuple[str, TensorAnatomy, Finding]] = []
     names = ckpt.names()
     infos = [ckpt.info(n) for n in names]
-    with _progress(infos, enabled=progress) as advance:
+    ffn_layers = sorted(t.layer for t in anat.ffn)
+    figure_layers = list(config.ffn.layers) or default_layers(ffn_layers)
+    collector = FFNCollector(
+        anat,
+        config.ffn,
+        layers=None if config.ffn.enabled else set(),
+        similarity_layers=set(figure_layers),
+    )
+    with progress_bar(infos, enabled=progress, label="scanning") as advance:
         for position, info in enumerate(infos):
             part = anat[info.name]
             row = _base_row(info, part)
@@ -177,6 +187,7 @@ def scan(
                 result = analyse_tensor(w, part, heads, config)
                 row |= result.row
                 findings += [(info.name, part, f) for f in result.findings]
+                collector.offer(info.name, w)
                 if out_dir is not None and config.images.enabled and w.size > 0:
                     rel = f"images/{image_name(position, info.name)}"
                     _draw(w, out_dir / rel, part, result.findings, heads, config)
@@ -190,9 +201,23 @@ def scan(
             rows.append(row)
             manifest["tensors"][info.name] = status
             advance(info)
+    collector.finish()
+    run = assemble(rows, findings, manifest, out_dir)
+    run.ffn, run.ffn_layers = ffn_tables(collector)
+    manifest["ffn_skipped"] = {str(k): v for k, v in collector.skipped.items()}
+    if out_dir is not None and config.images.enabled:
+        manifest["figures"] = {
+            "ffn": write_ffn_figures(
+                out_dir,
+                collector,
+                run.ffn,
+                run.ffn_layers,
+                figure_layers,
+                model=str(ckpt.path.name),
+            )
+        }
     manifest["finished"] = _now()
     manifest["seconds"] = round(time.time() - started, 3)
-    run = assemble(rows, findings, manifest, out_dir)
     if out_dir is not None:
         from striate.report import write_report
 
@@ -224,6 +249,11 @@ def _draw(
         periodic_channels=[int(c) for c in periodic[:4]],
         max_pixels=config.images.max_pixels,
     )
+
+
+def _label(model: str | Path | Checkpoint, ckpt: Checkpoint) -> str:
+    """How figures name the model: as the user gave it, or the checkpoint's file name."""
+    return ckpt.path.name if isinstance(model, Checkpoint) else str(model)
 
 
 def _base_row(info: TensorInfo, part: TensorAnatomy) -> dict[str, Any]:
@@ -263,31 +293,3 @@ def _manifest_head(
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-@contextmanager
-def _progress(infos: list[TensorInfo], *, enabled: bool) -> Iterator[Callable[[TensorInfo], None]]:
-    """A progress bar of tensors done, bytes read and time left; silent when not enabled."""
-    if not enabled:
-        yield lambda info: None
-        return
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
-
-    columns = (
-        TextColumn("scanning"),
-        BarColumn(),
-        DownloadColumn(),
-        TextColumn("{task.fields[done]}/{task.fields[n]} tensors"),
-        TimeRemainingColumn(),
-    )
-    total = sum(i.nbytes for i in infos) or len(infos)
-    with Progress(*columns, transient=True) as bar:
-        task = bar.add_task("scan", total=total, done=0, n=len(infos))
-        done = 0
-
-        def advance(info: TensorInfo) -> None:
-            nonlocal done
-            done += 1
-            bar.update(task, advance=info.nbytes or 1, done=done)
-
-        yield advance

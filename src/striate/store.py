@@ -14,6 +14,8 @@ import pandas as pd
 
 #: the tables of a scan run directory (shared/DESIGN.md, "Output contract")
 TABLES = ("tensors", "findings", "residual_dims")
+#: tables written only when their analysis found something to say
+OPTIONAL_TABLES = ("ffn", "ffn_layers", "spectra")
 
 
 @contextmanager

@@ -70,6 +70,17 @@ def render_report(run: Run) -> str:
     dim_columns = ["residual_dim", "score", "n_tensors", "n_lines", "n_norm_outliers",
                    "n_hotspots", "layers"]  # fmt: skip
     parts.append(_table(run.residual_dims, dim_columns, 50))
+    figures = m.get("figures", {})
+    if figures.get("ffn"):
+        parts.append("<h2>FFN neuron geometry</h2>")
+        if not run.ffn_layers.empty:
+            ffn_columns = [c for c in ("layer", "alignment_mean", "share_positive",
+                                        "share_negative", "n_clusters", "bias_mean",
+                                        "slope_alignment_on_bias", "slope_se",
+                                        "in_similarity_mean", "out_similarity_mean")
+                           if c in run.ffn_layers.columns]  # fmt: skip
+            parts.append(_table(run.ffn_layers, ffn_columns, 200))
+        parts.append(_figures(figures["ffn"]))
     parts.append("<h2>Tensors</h2>")
     parts.append(_gallery(run.tensors))
     body = "\n".join(parts)
@@ -98,6 +109,14 @@ def _gallery(tensors: pd.DataFrame) -> str:
             f'alt="{_e(row["name"])}"></a><figcaption>{_e(caption)}</figcaption></figure>'
         )
     return f'<div class="gallery">{"".join(figures)}</div>'
+
+
+def _figures(paths: list[str]) -> str:
+    items = "".join(
+        f'<a href="{_e(p)}"><img src="{_e(p)}" alt="{_e(p)}" style="max-width:100%"></a>'
+        for p in paths
+    )
+    return f"<div>{items}</div>"
 
 
 def write_report(run: Run) -> None:

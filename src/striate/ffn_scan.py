@@ -1,0 +1,206 @@
+"""FFN neuron geometry inside a scan: gather each layer's FFN tensors as they stream past.
+
+A layer's in / gate / out matrices and input bias arrive one at a time; `FFNCollector` keeps
+them until the layer is complete, computes its neurons and summary, and lets them go, so memory
+stays at about one layer's FFN. `ffn_tables` and `write_ffn_figures` finish the job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from striate.analyses.ffn import FFNConfig, ffn_layer_summary, ffn_neurons, neuron_vectors
+from striate.analyses.ffn_similarity import Similarity, column_similarity
+from striate.anatomy import Anatomy, FFNTriple
+
+
+@dataclass
+class FFNCollector:
+    """Feed it every tensor read (`offer`); it returns nothing, and fills `neurons` per layer."""
+
+    anatomy: Anatomy
+    config: FFNConfig = field(default_factory=FFNConfig)
+    layers: set[int] | None = None  # only these layers (None: all)
+    similarity_layers: set[int] = field(default_factory=set)  # column similarity for these
+    neurons: list[pd.DataFrame] = field(default_factory=list)
+    similarity: dict[tuple[int, str], Similarity] = field(default_factory=dict)
+    skipped: dict[int, str] = field(default_factory=dict)
+    _wanted: dict[str, FFNTriple] = field(default_factory=dict)
+    _pending: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for triple in self.anatomy.ffn:
+            if self.layers is not None and triple.layer not in self.layers:
+                continue
+            for name in _members(triple):
+                self._wanted[name] = triple
+
+    @property
+    def names(self) -> set[str]:
+        """Tensor names the collector needs."""
+        return set(self._wanted)
+
+    def offer(self, name: str, w: np.ndarray) -> None:
+        triple = self._wanted.get(name)
+        if triple is None:
+            return
+        got = self._pending.setdefault(triple.layer, {})
+        got[name] = w
+        if all(m in got for m in _members(triple)):
+            del self._pending[triple.layer]
+            try:
+                self._complete(triple, got)
+            except Exception as exc:  # a malformed layer is recorded; the scan goes on
+                self.skipped[triple.layer] = f"{type(exc).__name__}: {exc}"
+
+    def _complete(self, triple: FFNTriple, got: dict[str, np.ndarray]) -> None:
+        vectors = {
+            key: _vectors(self.anatomy, name, got)
+            for key, name in (("in", triple.ffn_in), ("out", triple.ffn_out),
+                              ("gate", triple.ffn_gate)) if name is not None
+        }  # fmt: skip
+        bias = got[triple.in_bias].reshape(-1) if triple.in_bias else None
+        self.neurons.append(
+            ffn_neurons(
+                triple.layer, vectors["in"], vectors["out"], bias, w_gate=vectors.get("gate")
+            )
+        )
+        if triple.layer in self.similarity_layers:
+            for key, v in vectors.items():
+                self.similarity[triple.layer, key] = column_similarity(v, self.config)
+
+    def finish(self) -> None:
+        """Layers still waiting for a tensor (one failed to read) are recorded as skipped."""
+        for layer, got in self._pending.items():
+            missing = sorted(set(_members(self._triple(layer))) - set(got))
+            self.skipped[layer] = f"missing {', '.join(missing)}"
+        self._pending.clear()
+
+    def _triple(self, layer: int) -> FFNTriple:
+        return next(t for t in self.anatomy.ffn if t.layer == layer)
+
+
+def _members(triple: FFNTriple) -> list[str]:
+    names = [triple.ffn_in, triple.ffn_out, triple.ffn_gate, triple.in_bias]
+    return [n for n in names if n is not None]
+
+
+def _vectors(anat: Anatomy, name: str, got: dict[str, np.ndarray]) -> np.ndarray:
+    axis = anat[name].residual_axis
+    if axis is None:
+        raise ValueError(f"the residual axis of {name} is unknown")
+    return neuron_vectors(got[name], axis)
+
+
+def ffn_tables(collector: FFNCollector) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(`ffn` one row per neuron, `ffn_layers` one row per layer), both sorted by layer.
+
+    Layers with a column-similarity matrix add `in_similarity_mean`, `in_top_share`,
+    `out_similarity_mean`, `out_top_share` (null for the other layers).
+    """
+    if not collector.neurons:
+        return pd.DataFrame(), pd.DataFrame()
+    neurons = pd.concat(collector.neurons, ignore_index=True)
+    neurons = neurons.sort_values(["layer", "neuron"], ignore_index=True)
+    rows = []
+    for layer, group in neurons.groupby("layer", sort=True):
+        row: dict[str, float | int | None] = {
+            "layer": int(str(layer)),
+            **ffn_layer_summary(group, collector.config),
+        }
+        for key in ("in", "out"):
+            sim = collector.similarity.get((int(str(layer)), key))
+            row[f"{key}_similarity_mean"] = None if sim is None else sim.mean_offdiag
+            row[f"{key}_top_share"] = None if sim is None else sim.top_share
+        rows.append(row)
+    return neurons, pd.DataFrame(rows)
+
+
+def default_layers(layers: list[int]) -> list[int]:
+    """First, middle and last of the layers, the default figures."""
+    if not layers:
+        return []
+    return sorted({layers[0], layers[len(layers) // 2], layers[-1]})
+
+
+def write_ffn_figures(
+    out_dir: Path,
+    collector: FFNCollector,
+    neurons: pd.DataFrame,
+    layer_table: pd.DataFrame,
+    layers: list[int],
+    *,
+    model: str,
+) -> list[str]:
+    """Per-layer figures and similarity matrices of `layers`, and the depth curves.
+
+    Returns the image paths relative to `out_dir`.
+    """
+    from striate.render.ffn_figures import draw_depth_curves, draw_layer_figure, draw_similarity
+
+    if neurons.empty:
+        return []
+    written = []
+    present = set(layer_table["layer"])
+    for layer in [x for x in layers if x in present]:
+        rel = f"images/ffn/layer_{layer:03d}.png"
+        draw_layer_figure(neurons, layer, out_dir / rel, title=model, config=collector.config)
+        written.append(rel)
+        for key, matrix in (("in", "input vectors (M1)"), ("out", "output vectors (M2)"),
+                            ("gate", "gate vectors")):  # fmt: skip
+            sim = collector.similarity.get((layer, key))
+            if sim is not None:
+                rel = f"images/ffn/similarity_{layer:03d}_{key}.png"
+                title = f"FFN layer {layer}: cosine similarity of the {matrix}"
+                draw_similarity(sim, title, out_dir / rel)
+                written.append(rel)
+    rel = "images/ffn/depth.png"
+    draw_depth_curves(layer_table, out_dir / rel, title=f"{model}: FFN geometry across depth")
+    written.append(rel)
+    return written
+
+
+def run_ffn(
+    model: str | Path,
+    out: Path,
+    *,
+    config: FFNConfig | None = None,
+    progress: bool = False,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Only the FFN analysis: read just the FFN tensors, write `ffn.parquet`, `ffn_layers.parquet`
+    and the figures of `config.layers` (default first, middle, last) into `out`."""
+    from striate import store
+    from striate.anatomy import anatomy_of
+    from striate.checkpoint import open_checkpoint
+    from striate.errors import StriateError
+    from striate.progress import progress_bar
+
+    config = config or FFNConfig()
+    with open_checkpoint(model) as ckpt:
+        anat = anatomy_of(ckpt)
+        if not anat.ffn:
+            raise StriateError(
+                f"no FFN blocks found (family {anat.family})", path=ckpt.path,
+                hint="`striate info` shows the roles striate gives each tensor",
+            )  # fmt: skip
+        layers = list(config.layers) or default_layers(sorted(t.layer for t in anat.ffn))
+        collector = FFNCollector(anat, config, similarity_layers=set(layers))
+        infos = [ckpt.info(n) for n in ckpt.names() if n in collector.names]
+        with progress_bar(infos, enabled=progress, label="FFN tensors") as advance:
+            for info in infos:
+                collector.offer(info.name, ckpt.read(info.name))
+                advance(info)
+        collector.finish()
+    neurons, layer_table = ffn_tables(collector)
+    store.write_table(out / "ffn.parquet", neurons)
+    store.write_table(out / "ffn_layers.parquet", layer_table)
+    figures = write_ffn_figures(out, collector, neurons, layer_table, layers, model=str(model))
+    manifest = {"kind": "ffn", "source": str(model), "settings": {"ffn": asdict(config)},
+                "skipped": {str(k): v for k, v in collector.skipped.items()},
+                "figures": {"ffn": figures}}  # fmt: skip
+    store.write_json(out / "manifest.json", manifest)
+    return neurons, layer_table
