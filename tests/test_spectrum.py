@@ -26,7 +26,12 @@ from striate.analyses.spectrum import (
 from striate.anatomy import anatomy_of
 from striate.checkpoint import Checkpoint
 from striate.errors import StriateError
-from striate.render.spectrum_figures import draw_depth_metrics, draw_spectrum, esd_histogram
+from striate.render.spectrum_figures import (
+    depth_series,
+    draw_depth_metrics,
+    draw_spectrum,
+    esd_histogram,
+)
 
 SHAPES = [(7, 11), (11, 7), (64, 33), (33, 64), (13, 13), (1, 5), (300, 17)]
 
@@ -344,6 +349,19 @@ def test_draw_depth_metrics(tmp_path: Path) -> None:
     _png(tmp_path / "depth.png")
     draw_depth_metrics(table.iloc[0:0], tmp_path / "empty.png")
     _png(tmp_path / "empty.png")
+
+
+def test_depth_series_splits_roles_with_several_matrices_per_layer() -> None:
+    names = ["_blocks.1._expand_conv.weight", "_blocks.1._depthwise_conv.weight",
+             "_blocks.2._expand_conv.weight", "_blocks.2._depthwise_conv.weight",
+             "encoder.layer.2.attention.self.query.weight"]  # fmt: skip
+    table = pd.DataFrame(
+        {"name": names, "role": ["conv"] * 4 + ["attn_q"], "layer": [1, 1, 2, 2, 2]}
+    )
+    assert depth_series(table) == [
+        "conv _expand_conv", "conv _depthwise_conv", "conv _expand_conv", "conv _depthwise_conv",
+        "attn_q",
+    ]  # fmt: skip
 
 
 # real weights ------------------------------------------------------------------------------
