@@ -206,3 +206,22 @@ def test_cli_ffn(tmp_path: Path) -> None:
         table.loc[1, "in_similarity_mean"]
     )
     assert (tmp_path / "f" / "images" / "ffn" / "layer_001.png").is_file()
+
+
+def test_spectrum_columns_and_table(tmp_path: Path) -> None:
+    truth = planted.gpt2(tmp_path / "model")
+    config = apply_overrides(ScanConfig(), ["images.spectra=true"])
+    run = scan(truth.path, tmp_path / "run", config=config)
+    w = load_file(truth.path / "model.safetensors")["h.1.mlp.c_fc.weight"].numpy()
+    s = np.linalg.svd(w.astype(np.float64), compute_uv=False)
+    row = run.tensors.set_index("name").loc["h.1.mlp.c_fc.weight"]
+    assert row["spectral_norm"] == pytest.approx(s[0], rel=1e-9)
+    assert row["stable_rank"] == pytest.approx((s**2).sum() / s[0] ** 2, rel=1e-9)
+    sigma = run.spectra[run.spectra["tensor"] == "h.1.mlp.c_fc.weight"]
+    np.testing.assert_allclose(sigma.sort_values("k")["sigma"], s, rtol=1e-9)
+    assert row["spectrum_skipped"] is None or pd.isna(row["spectrum_skipped"])
+    assert run.tensors.set_index("name").loc["ln_f.weight", "spectrum_skipped"] == "not a matrix"
+    assert (tmp_path / "run" / row["spectrum_image"]).is_file()
+    assert (tmp_path / "run" / "images" / "spectra" / "depth.png").is_file()
+    back = Run.load(tmp_path / "run")
+    assert len(back.spectra) == len(run.spectra)

@@ -26,6 +26,13 @@ from striate.analyses.lines import LinesConfig, find_lines
 from striate.analyses.nonfinite import NonfiniteConfig, find_nonfinite
 from striate.analyses.norms import NormsConfig, find_norm_outliers
 from striate.analyses.periodicity import PeriodicityConfig, find_periodic
+from striate.analyses.spectrum import (
+    SpectrumConfig,
+    as_matrix,
+    singular_values,
+    skip_reason,
+    spectrum_metrics,
+)
 from striate.analyses.stats import tensor_stats
 from striate.anatomy import Anatomy, TensorAnatomy, anatomy_of
 from striate.checkpoint import Checkpoint, TensorInfo, open_checkpoint
@@ -34,6 +41,7 @@ from striate.errors import StriateError
 from striate.ffn_scan import FFNCollector, default_layers, ffn_tables, write_ffn_figures
 from striate.progress import progress_bar
 from striate.run import Run, assemble, write_run
+from striate.spectrum_scan import draw_depth, draw_matrix_spectrum, spectra_table
 
 _HEAD_ROLES = {"attn_q": "q", "attn_k": "kv", "attn_v": "kv", "attn_qkv": "qkv", "attn_out": "q"}
 
@@ -42,6 +50,7 @@ _HEAD_ROLES = {"attn_q": "q", "attn_k": "kv", "attn_v": "kv", "attn_qkv": "qkv",
 class ImagesConfig:
     enabled: bool = True  # draw one PNG per tensor into images/
     max_pixels: int = 1024  # longest side of a tensor image after outlier-preserving downsampling
+    spectra: bool = False  # also draw each matrix's spectrum into images/spectra/ (~0.5 s each)
 
 
 @dataclass(frozen=True)
@@ -55,6 +64,7 @@ class ScanConfig:
     heads: HeadsConfig = field(default_factory=HeadsConfig)
     nonfinite: NonfiniteConfig = field(default_factory=NonfiniteConfig)
     ffn: FFNConfig = field(default_factory=FFNConfig)
+    spectrum: SpectrumConfig = field(default_factory=SpectrumConfig)
     images: ImagesConfig = field(default_factory=ImagesConfig)
 
 
@@ -70,6 +80,8 @@ class TensorResult:
 
     row: dict[str, Any]
     findings: list[Finding]
+    singular_values: np.ndarray | None = None  # of the tensor viewed as a matrix, descending
+    matrix_shape: tuple[int, int] | None = None  # that matrix's shape
 
 
 def analyse_tensor(
@@ -94,10 +106,20 @@ def analyse_tensor(
     blocks = head_partition(w, part, heads)
     row["head_score"] = None
     if blocks is not None:
-        result = head_blocks(w, blocks[0], blocks[1], config.heads)
-        row["head_score"] = float(result.score)
-        found += result.findings
-    return TensorResult(row, found)
+        by_head = head_blocks(w, blocks[0], blocks[1], config.heads)
+        row["head_score"] = float(by_head.score)
+        found += by_head.findings
+    result = TensorResult(row, found)
+    matrix = as_matrix(w, part.layout)
+    row["spectrum_skipped"] = "not a matrix" if matrix is None else None
+    if matrix is not None:
+        shape = (int(matrix.shape[0]), int(matrix.shape[1]))
+        row["spectrum_skipped"] = skip_reason(shape, config.spectrum)
+        if row["spectrum_skipped"] is None:
+            result.singular_values = singular_values(matrix)
+            result.matrix_shape = shape
+            row |= spectrum_metrics(result.singular_values, shape, config.spectrum)
+    return result
 
 
 def head_partition(w: np.ndarray, part: TensorAnatomy, heads: HeadCounts) -> tuple[int, int] | None:
@@ -167,6 +189,7 @@ def scan(
     manifest = _manifest_head(ckpt, anat, config, heads)
     rows: list[dict[str, Any]] = []
     findings: list[tuple[str, TensorAnatomy, Finding]] = []
+    spectra: dict[str, np.ndarray] = {}
     names = ckpt.names()
     infos = [ckpt.info(n) for n in names]
     ffn_layers = sorted(t.layer for t in anat.ffn)
@@ -188,10 +211,16 @@ def scan(
                 row |= result.row
                 findings += [(info.name, part, f) for f in result.findings]
                 collector.offer(info.name, w)
+                if result.singular_values is not None:
+                    spectra[info.name] = result.singular_values
                 if out_dir is not None and config.images.enabled and w.size > 0:
                     rel = f"images/{image_name(position, info.name)}"
                     _draw(w, out_dir / rel, part, result.findings, heads, config)
                     row["image"] = rel
+                    if result.singular_values is not None and config.images.spectra:
+                        rel = f"images/spectra/{image_name(position, info.name)}"
+                        draw_matrix_spectrum(out_dir / rel, part.name, result)
+                        row["spectrum_image"] = rel
             except Exception as exc:  # one bad tensor never stops the scan
                 message = str(exc)
                 if not isinstance(exc, StriateError):
@@ -204,18 +233,14 @@ def scan(
     collector.finish()
     run = assemble(rows, findings, manifest, out_dir)
     run.ffn, run.ffn_layers = ffn_tables(collector)
+    run.spectra = spectra_table(spectra)
     manifest["ffn_skipped"] = {str(k): v for k, v in collector.skipped.items()}
     if out_dir is not None and config.images.enabled:
-        manifest["figures"] = {
-            "ffn": write_ffn_figures(
-                out_dir,
-                collector,
-                run.ffn,
-                run.ffn_layers,
-                figure_layers,
-                model=str(ckpt.path.name),
-            )
-        }
+        ffn_figures = write_ffn_figures(
+            out_dir, collector, run.ffn, run.ffn_layers, figure_layers, model=_label(model, ckpt)
+        )
+        spectra_figures = draw_depth(out_dir, run.tensors)
+        manifest["figures"] = {"ffn": ffn_figures, "spectra": spectra_figures}
     manifest["finished"] = _now()
     manifest["seconds"] = round(time.time() - started, 3)
     if out_dir is not None:

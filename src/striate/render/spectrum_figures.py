@@ -33,13 +33,7 @@ from striate.render.png import _encode, _style
 from striate.render.spec import DPI
 from striate.store import atomic_file
 
-__all__ = [
-    "DEPTH_METRICS",
-    "depth_series",
-    "draw_depth_metrics",
-    "draw_spectrum",
-    "esd_histogram",
-]
+__all__ = ["DEPTH_METRICS", "depth_series", "draw_depth_metrics", "draw_spectrum", "esd_histogram"]
 
 #: panels of `draw_depth_metrics`, in order, with their axis labels
 DEPTH_METRICS: dict[str, str] = {
