@@ -32,10 +32,9 @@ from striate.render.ffn_panels import (
     new_figure,
     note,
     offdiag_hist,
-    save_png,
     similarity_matrix,
 )
-from striate.render.png import _style
+from striate.render.png import _style, save_figure
 from striate.render.scale import color_limit, format_limit
 
 __all__ = ["draw_depth_curves", "draw_layer_figure", "draw_similarity"]
@@ -89,7 +88,7 @@ def draw_layer_figure(
                                 bottom=0.55 / height, hspace=0.6, wspace=0.35)  # fmt: skip
         for k, draw in enumerate(panels):
             guarded(fig.add_subplot(grid[k // COLUMNS, k % COLUMNS]), draw)
-        save_png(fig, path)
+        save_figure(fig, path)
 
 
 def draw_depth_curves(layers: pd.DataFrame, path: Path, *, title: str = "") -> None:
@@ -113,7 +112,7 @@ def draw_depth_curves(layers: pd.DataFrame, path: Path, *, title: str = "") -> N
             guarded(ax, partial(depth_panel, df=df, which=which))
         axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))
         axes[-1].set_xlabel("layer", **VERBATIM)
-        save_png(fig, path)
+        save_figure(fig, path)
 
 
 def draw_similarity(sim: Similarity, title: str, path: Path) -> None:
@@ -141,4 +140,4 @@ def draw_similarity(sim: Similarity, title: str, path: Path) -> None:
             fig.add_axes((0.7, 0.08, 0.27, 0.74)),
             partial(offdiag_hist, sim=sim, off=off, vmax=limit.vmax),
         )
-        save_png(fig, path)
+        save_figure(fig, path)

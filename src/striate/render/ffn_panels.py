@@ -9,11 +9,8 @@ and value (`axis_range`). No text is parsed as math, so tensor names stay verbat
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 import textwrap
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,7 +30,6 @@ from striate.analyses.ffn_distribution import (
 )
 from striate.analyses.ffn_similarity import Similarity
 from striate.analyses.robust import robust_z
-from striate.render.png import _encode
 from striate.render.spec import CMAP, DPI, OUTLIER_COLOR
 
 __all__ = [
@@ -46,7 +42,6 @@ __all__ = [
     "new_figure",
     "note",
     "offdiag_hist",
-    "save_png",
     "similarity_matrix",
 ]
 
@@ -83,23 +78,6 @@ def axis_range(values: np.ndarray) -> tuple[float, float]:
 
 def _bins(n: int) -> int:
     return int(np.clip(round(math.sqrt(n) / 1.5), 10, 100))
-
-
-def save_png(fig: Figure, path: Path) -> None:
-    """PNG via striate's encoder, atomically (a temp file, then a rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            _encode(fig, out)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    finally:
-        fig.clear()
 
 
 def new_figure(width_in: float, height_in: float, title: str) -> Figure:

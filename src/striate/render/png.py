@@ -9,12 +9,11 @@ A panel that fails to draw becomes a visible message; the rest of the figure sti
 from __future__ import annotations
 
 import os
-import tempfile
 import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 import matplotlib
 import numpy as np
@@ -37,6 +36,7 @@ from striate.render.spec import (
     StripPanel,
     TextPanel,
 )
+from striate.store import atomic_file
 
 # the look does not depend on the user's matplotlib style or rc file
 RC: dict[str, Any] = {
@@ -376,23 +376,19 @@ def _style() -> Iterator[None]:
         yield
 
 
+def save_figure(fig: Figure, path: str | os.PathLike[str]) -> None:
+    """Write `fig` to `path` as PNG with striate's encoder, atomically; then release it."""
+    try:
+        with atomic_file(Path(path)) as out:
+            _encode(fig, cast("BinaryIO", out))
+    finally:
+        fig.clear()  # break the figure's reference cycles now, not at the next gc
+
+
 def draw_png(spec: FigureSpec, path: str | os.PathLike[str]) -> None:
     """Write the figure of `spec` to `path` as PNG, atomically (a temp file, then a rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     with _style():
-        fig = build_figure(spec)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                _encode(fig, out)
-            os.chmod(tmp, 0o644)  # mkstemp makes it private; a report server must read it
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        finally:
-            fig.clear()  # break the figure's reference cycles now, not at the next gc
+        save_figure(build_figure(spec), path)
 
 
-__all__ = ["build_figure", "draw_png"]
+__all__ = ["build_figure", "draw_png", "save_figure"]

@@ -14,10 +14,8 @@ parsed as math. A panel that fails to draw shows its error; the rest of the figu
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import BinaryIO, cast
 
 import numpy as np
 import pandas as pd
@@ -29,9 +27,8 @@ from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormat
 
 from striate.analyses.spectrum import mp_pdf
 from striate.anatomy.records import ROLES
-from striate.render.png import _encode, _style
+from striate.render.png import _style, save_figure
 from striate.render.spec import DPI
-from striate.store import atomic_file
 
 __all__ = ["DEPTH_METRICS", "depth_series", "draw_depth_metrics", "draw_spectrum", "esd_histogram"]
 
@@ -90,16 +87,6 @@ def _panel(ax: Axes, draw: Callable[[Axes], None], has_data: bool = True) -> Non
         ax.set_axis_off()
         ax.text(0.5, 0.5, f"could not draw this panel:\n{type(exc).__name__}: {exc}",
                 ha="center", va="center", color="#b00000", parse_math=False, wrap=True)  # fmt: skip
-
-
-def _write(fig: Figure, path: Path) -> None:
-    """PNG of `fig` at `path`, atomically, readable by a report server."""
-    try:
-        with atomic_file(path) as out:
-            _encode(fig, cast("BinaryIO", out))
-        os.chmod(path, 0o644)
-    finally:
-        fig.clear()  # break the figure's reference cycles now
 
 
 def _legend(ax: Axes) -> None:
@@ -185,7 +172,7 @@ def draw_spectrum(
                  parse_math=False)  # fmt: skip
         for i, draw in enumerate((esd, ranks)):
             _panel(fig.add_axes((0.07 + 0.5 * i, 0.12, 0.41, 0.72)), draw, positive.size > 0)
-        _write(fig, Path(path))
+        save_figure(fig, path)
 
 
 def depth_series(table: pd.DataFrame) -> list[str]:
@@ -292,4 +279,4 @@ def draw_depth_metrics(
                                 bbox_to_anchor=(1.0, 1 - 45 / height))  # fmt: skip
             for text in legend.get_texts():
                 text.set_parse_math(False)
-        _write(fig, Path(path))
+        save_figure(fig, path)
