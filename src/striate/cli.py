@@ -188,6 +188,33 @@ def _cell(value: object) -> str:
 
 
 @app.command()
+def track(
+    checkpoints: Annotated[
+        list[str], typer.Argument(help="Checkpoint files, folders (a series) or globs.")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run directory.")],
+    steps: Annotated[
+        str | None, typer.Option("--steps", help="Steps in checkpoint order, e.g. 0,100,1000.")
+    ] = None,
+    metrics: Annotated[
+        Path | None, typer.Option("--metrics", help="CSV/Parquet of the run's curves (step, ...).")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress.")] = False,
+) -> None:
+    """Scan a series of checkpoints (cached) and write trajectories and weight dynamics."""
+    from striate.track import track as run_track
+
+    parsed = None if steps is None else [int(x) for x in steps.split(",") if x.strip()]
+    result = run_track(checkpoints, out, steps=parsed, metrics=metrics, progress=not quiet)
+    if not quiet:
+        console.print(
+            f"{len(result.checkpoints)} checkpoints, steps {result.checkpoints[0].step}"
+            f"..{result.checkpoints[-1].step}; report: {out / 'index.html'}",
+            highlight=False,
+        )
+
+
+@app.command()
 def samples() -> None:
     """List the real packaged models that `sample:NAME` fetches."""
     from striate.samples import SAMPLES, cache_dir

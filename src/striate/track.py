@@ -1,0 +1,260 @@
+"""`striate track`: a series of checkpoints of one training run, and how its weights move.
+
+Each checkpoint is scanned once (tensor statistics and spectra; no images) and cached by its
+content hash under `<out>/cache/`, so adding a checkpoint to a series scans only the new one.
+The tables then join on tensor name: `trajectories.parquet` (step, tensor, every tensor metric),
+`dynamics.parquet` (per step and matrix: the update since the first and the previous checkpoint,
+and how the top singular subspaces compare with the final and the previous checkpoint's) and
+`alignment.parquet` (per step: the output space of each linear layer against the input space of
+the next, for consecutive matrices whose shapes chain).
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import itertools
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from striate import store
+from striate._version import __version__
+from striate.analyses.dynamics import DynamicsConfig, checkpoint_dynamics, layer_alignment
+from striate.analyses.spectrum import as_matrix
+from striate.anatomy import anatomy_of
+from striate.checkpoint import Checkpoint, open_checkpoint
+from striate.config import as_dict
+from striate.errors import StriateError
+from striate.run import Run
+from striate.scan import ImagesConfig, ScanConfig, scan
+
+_STEP = re.compile(r"(\d+)(?!.*\d)")  # the last number in a name
+_WEIGHT_SUFFIXES = {".safetensors", ".pt", ".pth", ".bin", ".ckpt", ".gguf", ".onnx", ".npz",
+                    ".h5", ".keras"}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class CheckpointRef:
+    step: int
+    path: Path
+
+
+@dataclass
+class TrackRun:
+    """What `track` returns; the same tables are in its run directory."""
+
+    path: Path
+    checkpoints: list[CheckpointRef]
+    trajectories: pd.DataFrame
+    dynamics: pd.DataFrame
+    alignment: pd.DataFrame
+
+
+def expand_checkpoints(targets: list[str], steps: list[int] | None = None) -> list[CheckpointRef]:
+    """Checkpoint paths from files, globs and folders, with their steps, sorted by step.
+
+    A folder holding weight files with numbers in their names (`ckpt_000100.pt`) or numbered
+    subfolders (`checkpoint-100/`) is a series; any other folder is one checkpoint. The step is
+    the last number in the name unless `steps` gives them in the order of `targets` expanded.
+    """
+    paths: list[Path] = []
+    for target in targets:
+        if any(c in target for c in "*?["):
+            paths += sorted(Path(p) for p in glob.glob(target))
+        elif Path(target).is_dir() and _is_series(Path(target)):
+            paths += _series_members(Path(target))
+        else:
+            paths.append(Path(target))
+    if not paths:
+        raise StriateError("no checkpoints found", path=", ".join(targets))
+    if steps is not None:
+        if len(steps) != len(paths):
+            raise StriateError(f"{len(steps)} steps given for {len(paths)} checkpoints")
+        refs = [CheckpointRef(s, p) for s, p in zip(steps, paths, strict=True)]
+    else:
+        refs = [CheckpointRef(_step_of(p, i), p) for i, p in enumerate(paths)]
+    refs.sort(key=lambda r: r.step)
+    seen = [r.step for r in refs]
+    if len(set(seen)) != len(seen):
+        raise StriateError(f"two checkpoints share a step in {seen}", hint="give --steps")
+    return refs
+
+
+def _series_members(folder: Path) -> list[Path]:
+    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in _WEIGHT_SUFFIXES]
+    dirs = [p for p in folder.iterdir() if p.is_dir() and _STEP.search(p.name)]
+    return sorted(files if files else dirs, key=lambda p: (_step_of(p, 0), p.name))
+
+
+def _is_series(folder: Path) -> bool:
+    members = _series_members(folder)
+    return len(members) > 1 and all(_STEP.search(p.stem) for p in members)
+
+
+def _step_of(path: Path, default: int) -> int:
+    match = _STEP.search(path.stem if path.is_file() else path.name)
+    return int(match.group(1)) if match else default
+
+
+def content_hash(path: Path) -> str:
+    """BLAKE2b of the checkpoint's bytes (a folder: every file, with its relative name)."""
+    digest = hashlib.blake2b(digest_size=16)
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for f in files:
+        digest.update(str(f.relative_to(path) if path.is_dir() else f.name).encode())
+        with f.open("rb") as fh:
+            while chunk := fh.read(1 << 22):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _series_config(config: ScanConfig) -> ScanConfig:
+    """Per-checkpoint scans keep every tensor metric but draw nothing and skip FFN geometry."""
+    return replace(
+        config, images=ImagesConfig(enabled=False), ffn=replace(config.ffn, enabled=False)
+    )
+
+
+def scan_cached(ref: CheckpointRef, cache: Path, config: ScanConfig) -> tuple[Run, str]:
+    """The scan of one checkpoint, from the cache when its bytes and settings were seen."""
+    settings = hashlib.blake2b(repr(as_dict(config)).encode(), digest_size=8).hexdigest()
+    key = f"{content_hash(ref.path)}-{settings}"
+    folder = cache / key
+    if (folder / "manifest.json").is_file():
+        return Run.load(folder), key
+    return scan(ref.path, folder, config=config), key
+
+
+def track(
+    targets: list[str],
+    out: str | Path,
+    *,
+    steps: list[int] | None = None,
+    metrics: str | Path | None = None,
+    config: ScanConfig | None = None,
+    dynamics: DynamicsConfig | None = None,
+    progress: bool = False,
+) -> TrackRun:
+    """Scan every checkpoint of a series (cached) and write trajectories and dynamics to `out`.
+
+    `metrics`: an optional CSV or Parquet file of the run's own curves (a `step` column and
+    any of train/test loss and accuracy), plotted beside the weight metrics.
+    """
+    out_dir = Path(out)
+    refs = expand_checkpoints(targets, steps)
+    series_config = _series_config(config or ScanConfig())
+    dyn = dynamics or DynamicsConfig()
+    keys, runs = [], []
+    for i, ref in enumerate(refs):
+        if progress:
+            print(f"striate track: checkpoint {i + 1}/{len(refs)} (step {ref.step})", flush=True)
+        run, key = scan_cached(ref, out_dir / "cache", series_config)
+        runs.append(run)
+        keys.append(key)
+    trajectories = pd.concat(
+        [
+            r.tensors.assign(step=ref.step, checkpoint=str(ref.path))
+            for r, ref in zip(runs, refs, strict=True)
+        ],
+        ignore_index=True,
+    )
+    checkpoints = [open_checkpoint(ref.path) for ref in refs]
+    try:
+        dynamics_table = _dynamics(refs, checkpoints, dyn)
+        alignment_table = _alignment(refs, checkpoints, dyn)
+    finally:
+        for ckpt in checkpoints:
+            ckpt.close()
+    store.write_table(out_dir / "trajectories.parquet", trajectories)
+    store.write_table(out_dir / "dynamics.parquet", dynamics_table)
+    store.write_table(out_dir / "alignment.parquet", alignment_table)
+    curves = _read_metrics(Path(metrics)) if metrics is not None else None
+    from striate.render.track_figures import draw_track_figures
+
+    figures = draw_track_figures(out_dir, trajectories, dynamics_table, alignment_table, curves)
+    manifest: dict[str, Any] = {
+        "striate_version": __version__,
+        "kind": "track",
+        "checkpoints": [
+            {"step": r.step, "path": str(r.path), "cache": k}
+            for r, k in zip(refs, keys, strict=True)
+        ],
+        "settings": {**as_dict(series_config), "dynamics": as_dict(dyn)},
+        "metrics_file": None if metrics is None else str(metrics),
+        "figures": figures,
+    }
+    store.write_json(out_dir / "manifest.json", manifest)
+    from striate.report.track_html import write_track_report
+
+    write_track_report(out_dir, manifest, trajectories)
+    return TrackRun(out_dir, refs, trajectories, dynamics_table, alignment_table)
+
+
+def _matrices(ckpt: Checkpoint) -> dict[str, str | None]:
+    """Tensor name -> layout, for the tensors that are matrices (2+ axes)."""
+    anat = anatomy_of(ckpt)
+    return {n: anat[n].layout for n in ckpt.names() if len(ckpt.info(n).shape) >= 2}
+
+
+def _as_matrix(ckpt: Checkpoint, name: str, layout: str | None) -> np.ndarray:
+    m = as_matrix(ckpt.read(name), layout)
+    assert m is not None
+    return m
+
+
+def _dynamics(
+    refs: list[CheckpointRef], ckpts: list[Checkpoint], config: DynamicsConfig
+) -> pd.DataFrame:
+    """Per matrix present with one shape in every checkpoint, per step: checkpoint_dynamics.
+
+    Streams one tensor at a time: the first, previous, current and final versions of it."""
+    shared = _matrices(ckpts[0])
+    for ckpt in ckpts[1:]:
+        shapes = {n: ckpt.info(n).shape for n in ckpt.names()}
+        shared = {n: lay for n, lay in shared.items() if shapes.get(n) == ckpts[0].info(n).shape}
+    rows = []
+    for name, layout in shared.items():
+        first = _as_matrix(ckpts[0], name, layout)
+        final = _as_matrix(ckpts[-1], name, layout)
+        previous = None
+        for ref, ckpt in zip(refs, ckpts, strict=True):
+            current = _as_matrix(ckpt, name, layout)
+            values = checkpoint_dynamics(current, first, previous, final, config)
+            rows.append({"step": ref.step, "tensor": name, **values})
+            previous = current
+    table: pd.DataFrame = pd.DataFrame(rows)
+    return table
+
+
+def _alignment(
+    refs: list[CheckpointRef], ckpts: list[Checkpoint], config: DynamicsConfig
+) -> pd.DataFrame:
+    """Per step, consecutive linear matrices [out, in] whose shapes chain (out_l == in_l+1)."""
+    rows = []
+    for ref, ckpt in zip(refs, ckpts, strict=True):
+        anat = anatomy_of(ckpt)
+        linear = [n for n in ckpt.names()
+                  if len(ckpt.info(n).shape) == 2 and anat[n].layout in ("linear", None)
+                  and anat[n].role not in ("embedding", "position_embedding")]  # fmt: skip
+        for a, b in itertools.pairwise(linear):
+            if ckpt.info(a).shape[0] != ckpt.info(b).shape[1]:
+                continue
+            value = layer_alignment(ckpt.read(a), ckpt.read(b), config)
+            rows.append({"step": ref.step, "tensor": a, "next_tensor": b, "alignment": value})
+    table: pd.DataFrame = pd.DataFrame(rows, columns=["step", "tensor", "next_tensor", "alignment"])
+    return table
+
+
+def _read_metrics(path: Path) -> pd.DataFrame:
+    try:
+        table = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    except (OSError, ValueError) as exc:
+        raise StriateError(f"cannot read the metrics file: {exc}", path=path) from None
+    if "step" not in table.columns:
+        raise StriateError("the metrics file has no `step` column", path=path)
+    return table
