@@ -106,3 +106,31 @@ def test_cli_track_with_metrics(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "run" / "images" / "track" / "curves.png").is_file()
+
+
+def test_planted_series(tmp_path: Path) -> None:
+    """W_t = U_t diag(s_t) V^T: u_1 turns by a known angle toward a direction outside the top 8,
+    and the smallest directions are switched off one per checkpoint (rank decays on schedule)."""
+    from safetensors.torch import save_file
+
+    rng = np.random.default_rng(0)
+    u, _ = np.linalg.qr(rng.standard_normal((32, 32)))
+    v, _ = np.linalg.qr(rng.standard_normal((24, 24)))
+    angles = [0.0, 0.2, 0.5, 0.9]
+    for t, theta in enumerate(angles):
+        s = np.linspace(10, 1, 24)
+        s[24 - 2 * t :] = 0.0  # rank 24, 22, 20, 18
+        ut = u[:, :24].copy()
+        ut[:, 0] = np.cos(theta) * u[:, 0] + np.sin(theta) * u[:, 30]
+        w = (ut * s) @ v.T
+        path = tmp_path / "series" / f"step_{t * 100}.safetensors"
+        path.parent.mkdir(exist_ok=True)
+        save_file({"layers.0.weight": torch.from_numpy(w.astype(np.float32))}, path)
+    result = track([str(tmp_path / "series")], tmp_path / "run")
+    d = result.dynamics.set_index("step")
+    for t, theta in enumerate(angles):
+        expected = (7 + np.cos(theta - angles[-1]) ** 2) / 8  # top 8: one direction turned
+        assert d.loc[t * 100, "overlap_left_final"] == pytest.approx(expected, abs=1e-5)
+        assert d.loc[t * 100, "overlap_right_final"] == pytest.approx(1.0, abs=1e-5)
+    ranks = result.trajectories.set_index("step")["numerical_rank"]
+    assert [int(ranks[t * 100]) for t in range(4)] == [24, 22, 20, 18]
