@@ -51,13 +51,7 @@ class ConvNet(Family):
     def classify(
         self, name: str, param: Param, shape: tuple[int, ...], view: View
     ) -> tuple[str, Direction] | None:
-        if param.kind in ("weight", "bias"):
-            weight = name if param.kind == "weight" else view.sibling(param, "weight")
-            if weight is not None and len(view.spec.shapes[weight]) == 4:
-                return "conv", None
-            if view.has_running_stats(param):
-                return "norm", "along"
-        return super().classify(name, param, shape, view)
+        return conv_or_batchnorm(name, param, view) or super().classify(name, param, shape, view)
 
     def fallback(
         self, param: Param, shape: tuple[int, ...], view: View
@@ -88,3 +82,14 @@ class ConvNet(Family):
 
     def hidden_size(self, view: View, roles: Mapping[str, str]) -> int | None:
         return None
+
+
+def conv_or_batchnorm(name: str, param: Param, view: View) -> tuple[str, Direction] | None:
+    """A 4-D kernel (or its bias) is a conv; a module with running statistics a BatchNorm."""
+    if param.kind in ("weight", "bias"):
+        weight = name if param.kind == "weight" else view.sibling(param, "weight")
+        if weight is not None and len(view.spec.shapes[weight]) == 4:
+            return "conv", None
+        if view.has_running_stats(param):
+            return "norm", "along"
+    return None

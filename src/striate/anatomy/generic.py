@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from striate.anatomy import evidence
+from striate.anatomy.convnet import conv_or_batchnorm
 from striate.anatomy.family import Direction, Family, Rule, layer_patterns
 from striate.anatomy.specimen import Param, View
 
@@ -23,13 +24,7 @@ class Generic(Family):
     def classify(
         self, name: str, param: Param, shape: tuple[int, ...], view: View
     ) -> tuple[str, Direction] | None:
-        if param.kind in ("weight", "bias"):
-            weight = name if param.kind == "weight" else view.sibling(param, "weight")
-            if weight is not None and len(view.spec.shapes[weight]) == 4:
-                return "conv", None
-            if view.has_running_stats(param):
-                return "norm", "along"
-        return super().classify(name, param, shape, view)
+        return conv_or_batchnorm(name, param, view) or super().classify(name, param, shape, view)
 
     def hidden_size(self, view: View, roles: Mapping[str, str]) -> int | None:
         return evidence.hidden_size(view.spec.config, view.spec.metadata)
