@@ -23,6 +23,7 @@ app = typer.Typer(
     "`sample:NAME` (see `striate samples`) or a Hugging Face id in the local cache.",
 )
 _state = {"debug": False}
+ModelArg = Annotated[str, typer.Argument(help="Checkpoint path, folder, sample:NAME or org/name.")]
 # piped output keeps whole tensor names on one line, so it greps
 console = Console(width=None if sys.stdout.isatty() else 1000)
 
@@ -36,7 +37,7 @@ def _main(
 
 @app.command()
 def info(
-    model: Annotated[str, typer.Argument(help="Checkpoint path, folder, sample:NAME or org/name.")],
+    model: ModelArg,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """List every tensor with its shape, stored dtype, role, layer and residual axis."""
@@ -79,7 +80,7 @@ def info(
 
 @app.command()
 def scan(
-    model: Annotated[str, typer.Argument(help="Checkpoint path, folder, sample:NAME or org/name.")],
+    model: ModelArg,
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Run directory (default: runs/NAME).")
     ] = None,
@@ -154,7 +155,7 @@ def _print_scan_summary(run: Run) -> None:
 
 @app.command()
 def ffn(
-    model: Annotated[str, typer.Argument(help="Checkpoint path, folder, sample:NAME or org/name.")],
+    model: ModelArg,
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Output folder (default: runs/NAME-ffn).")
     ] = None,
