@@ -134,3 +134,21 @@ def test_planted_series(tmp_path: Path) -> None:
         assert d.loc[t * 100, "overlap_right_final"] == pytest.approx(1.0, abs=1e-5)
     ranks = result.trajectories.set_index("step")["numerical_rank"]
     assert [int(ranks[t * 100]) for t in range(4)] == [24, 22, 20, 18]
+
+
+def test_mixed_formats_and_dtypes(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    paths = _train_mlp(tmp_path / "c", steps=(0, 10, 30))
+    last = torch.load(paths[-1], weights_only=True)
+    save_file({k: v.to(torch.bfloat16) for k, v in last.items()}, tmp_path / "c" / "ckpt_30.st")
+    bf16 = tmp_path / "final_000030.safetensors"
+    (tmp_path / "c" / "ckpt_30.st").rename(bf16)
+    result = track([str(paths[0]), str(paths[1]), str(bf16)], tmp_path / "run")
+    assert [r.step for r in result.checkpoints] == [0, 10, 30]
+    dtypes = result.trajectories.groupby("step")["dtype"].first()
+    assert (dtypes[0], dtypes[30]) == ("float32", "BF16")
+    w30 = last["2.weight"].to(torch.bfloat16).double().numpy()
+    w0 = torch.load(paths[0], weights_only=True)["2.weight"].double().numpy()
+    row = result.dynamics.query("step == 30 and tensor == '2.weight'").iloc[0]
+    assert row["update0_norm"] == pytest.approx(np.linalg.norm(w30 - w0), rel=1e-6)
