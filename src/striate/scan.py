@@ -179,7 +179,19 @@ def scan(
     tables as pandas DataFrames either way.
     """
     config = config or ScanConfig()
-    ckpt = model if isinstance(model, Checkpoint) else open_checkpoint(model)
+    if isinstance(model, Checkpoint):
+        return _scan(model, model, out, config, progress)
+    with open_checkpoint(model) as ckpt:
+        return _scan(model, ckpt, out, config, progress)
+
+
+def _scan(
+    model: str | Path | Checkpoint,
+    ckpt: Checkpoint,
+    out: str | Path | None,
+    config: ScanConfig,
+    progress: bool,
+) -> Run:
     out_dir = None if out is None else Path(out)
     if out_dir is not None:
         (out_dir / "images").mkdir(parents=True, exist_ok=True)
