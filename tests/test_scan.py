@@ -225,3 +225,24 @@ def test_spectrum_columns_and_table(tmp_path: Path) -> None:
     assert (tmp_path / "run" / "images" / "spectra" / "depth.png").is_file()
     back = Run.load(tmp_path / "run")
     assert len(back.spectra) == len(run.spectra)
+
+
+def test_a_failing_image_loses_only_itself(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import striate.render
+
+    truth = planted.llama(tmp_path / "model")
+    real = striate.render.render_tensor
+
+    def flaky(w: np.ndarray, path: Path, **kwargs: object) -> None:
+        if kwargs["title"] == "model.norm.weight":
+            raise RuntimeError("matplotlib gave up")
+        real(w, path, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(striate.render, "render_tensor", flaky)
+    run = scan(truth.path, tmp_path / "run")
+    status = run.manifest["tensors"]["model.norm.weight"]
+    assert status == {"status": "done", "image_error": "RuntimeError: matplotlib gave up"}
+    t = run.tensors.set_index("name")
+    assert pd.isna(t.loc["model.norm.weight", "image"]) and t["image"].notna().sum() == len(t) - 1
+    norms = run.findings.query("kind == 'norm_outlier' and tensor == 'model.norm.weight'")
+    assert len(norms) == 1

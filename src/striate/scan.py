@@ -226,13 +226,10 @@ def _scan(
                 if result.singular_values is not None:
                     spectra[info.name] = result.singular_values
                 if out_dir is not None and config.images.enabled and w.size > 0:
-                    rel = f"images/{image_name(position, info.name)}"
-                    _draw(w, out_dir / rel, part, result.findings, heads, config)
-                    row["image"] = rel
-                    if result.singular_values is not None and config.images.spectra:
-                        rel = f"images/spectra/{image_name(position, info.name)}"
-                        draw_matrix_spectrum(out_dir / rel, part.name, result)
-                        row["spectrum_image"] = rel
+                    try:
+                        _images(out_dir, position, w, part, result, heads, config, row)
+                    except Exception as exc:  # a figure that fails loses only itself
+                        status["image_error"] = f"{type(exc).__name__}: {exc}"
             except Exception as exc:  # one bad tensor never stops the scan
                 message = str(exc)
                 if not isinstance(exc, StriateError):
@@ -261,6 +258,26 @@ def _scan(
         write_run(run)
         write_report(run)
     return run
+
+
+def _images(
+    out_dir: Path,
+    position: int,
+    w: np.ndarray,
+    part: TensorAnatomy,
+    result: TensorResult,
+    heads: HeadCounts,
+    config: ScanConfig,
+    row: dict[str, Any],
+) -> None:
+    """The tensor's image (and its spectrum's, when asked); their paths go into `row`."""
+    rel = f"images/{image_name(position, part.name)}"
+    _draw(w, out_dir / rel, part, result.findings, heads, config)
+    row["image"] = rel
+    if result.singular_values is not None and config.images.spectra:
+        rel = f"images/spectra/{image_name(position, part.name)}"
+        draw_matrix_spectrum(out_dir / rel, part.name, result)
+        row["spectrum_image"] = rel
 
 
 def _draw(
