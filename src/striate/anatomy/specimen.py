@@ -18,7 +18,7 @@ Kind = Literal["weight", "bias", "buffer"]
 _LEAF = re.compile(
     r"^(?P<module>.+?)[./](?P<leaf>"
     r"weight|bias|gamma|beta|scale|running_mean|running_var|num_batches_tracked"
-    r"|(?:kernel|depthwise_kernel|pointwise_kernel|embeddings|bias|gamma|beta"
+    r"|(?:kernel|depthwise_kernel|pointwise_kernel|filters|embeddings|bias|gamma|beta"
     r"|moving_mean|moving_variance)(?::0)?)$"
 )
 #: optimizer state saved beside the weights (Adam moments, step counts): never model weights
@@ -27,7 +27,7 @@ _BIAS_LEAVES = frozenset({"bias", "beta"})
 _BUFFER_LEAVES = frozenset({"running_mean", "running_var", "num_batches_tracked"})
 _BUFFER_LEAVES |= frozenset({"moving_mean", "moving_variance"})
 #: leaves written by Keras / TensorFlow, whose kernels are stored [..., in, out]
-_TF_LEAVES = frozenset({"kernel", "depthwise_kernel", "pointwise_kernel"})
+_TF_LEAVES = frozenset({"kernel", "depthwise_kernel", "pointwise_kernel", "filters"})  # TF.js
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ READERS: list[ReaderEntry] = [
     ReaderEntry(f"{_PKG}.numpy_format:NpyCheckpoint"),
     ReaderEntry(f"{_PKG}.hdf5_format:HDF5Checkpoint"),
     ReaderEntry(f"{_PKG}.onnx_format:ONNXCheckpoint"),
+    ReaderEntry(f"{_PKG}.tfjs_format:TFJSCheckpoint"),
 ]
 
 HEAD_BYTES = 64
