@@ -216,6 +216,28 @@ def track(
 
 
 @app.command()
+def experiment(
+    name: Annotated[str, typer.Argument(help="grokking, weight-decay, memorization, lmc, lottery.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run directory.")],
+    preset: Annotated[str, typer.Option("--preset", help="quick (minutes) or full.")] = "quick",
+    settings: Annotated[
+        list[str] | None, typer.Option("--set", help="Change a config field: key=value.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Random seed.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress.")] = False,
+) -> None:
+    """Train the models of a published finding, track their checkpoints, decide its claims."""
+    from striate.experiments import run_experiment
+
+    path = run_experiment(name, out, preset=preset, overrides=settings or [], seed=seed,
+                          progress=not quiet)  # fmt: skip
+    summary = json.loads((path / "summary.json").read_text(encoding="utf-8"))
+    for claim, holds in summary.get("claims", {}).items():
+        console.print(f"{claim}: {'yes' if holds else 'no'}", highlight=False)
+    console.print(f"{summary['wall_time_s']} s; report: {path / 'index.html'}", highlight=False)
+
+
+@app.command()
 def samples() -> None:
     """List the real packaged models that `sample:NAME` fetches."""
     from striate.samples import SAMPLES, cache_dir

@@ -1,0 +1,175 @@
+"""What every experiment shares: a run directory, conditions that save checkpoints on a
+log-spaced schedule, and the hand-off to `striate track`.
+
+An experiment trains one model per condition (`wd=1`, `shuffled labels`, ...). Each condition
+writes plain safetensors checkpoints into `checkpoints/<condition>/step_0001000.safetensors` and
+its curves into `checkpoints/<condition>/metrics.parquet`; `Experiment.track` then runs
+`striate.track.track` on each folder exactly as a user would on their own checkpoints, and joins
+the tables with a `condition` column. `Experiment.finish` writes `summary.json`, the manifest and
+`index.html`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from safetensors.torch import save_file
+
+from striate import store
+from striate._version import __version__
+from striate.config import as_dict
+
+
+def log_schedule(steps: int, n: int) -> list[int]:
+    """About `n` distinct steps from 0 to `steps`, spaced evenly in log(1 + step).
+
+    >>> log_schedule(1000, 5)
+    [0, 5, 31, 177, 1000]
+    """
+    if steps < 1 or n < 2:
+        return [0, max(steps, 0)]
+    grid = np.expm1(np.linspace(0.0, math.log1p(steps), n))
+    return sorted({int(round(x)) for x in grid} | {0, steps})
+
+
+def slug(name: str) -> str:
+    """A folder name for a condition: `wd=0.1` -> `wd_0.1`."""
+    return re.sub(r"[^A-Za-z0-9.+-]+", "_", name).strip("_") or "condition"
+
+
+@dataclass
+class Condition:
+    """One trained model of an experiment: its checkpoints and its curves."""
+
+    name: str
+    params: dict[str, Any]
+    folder: Path
+    schedule: set[int]
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def due(self, step: int) -> bool:
+        return step in self.schedule
+
+    def save(self, step: int, model: torch.nn.Module) -> None:
+        """Write the model's state dict (float32, as trained) as a safetensors checkpoint."""
+        tensors = {k: v.detach().to(torch.float32).contiguous().clone()
+                   for k, v in model.state_dict().items()}  # fmt: skip
+        meta = {"step": str(step), "condition": self.name, "params": json.dumps(self.params)}
+        self.folder.mkdir(parents=True, exist_ok=True)
+        save_file(tensors, str(self.folder / f"step_{step:07d}.safetensors"), metadata=meta)
+
+    def log(self, step: int, **metrics: float) -> None:
+        self.rows.append({"step": step, **metrics})
+
+    def metrics(self) -> pd.DataFrame:
+        table = pd.DataFrame(self.rows)
+        return table.drop_duplicates("step", keep="last").sort_values("step", ignore_index=True)
+
+
+@dataclass
+class Tracked:
+    """The `striate track` tables of every condition, with a `condition` column."""
+
+    metrics: pd.DataFrame
+    trajectories: pd.DataFrame
+    dynamics: pd.DataFrame
+    alignment: pd.DataFrame
+
+
+class Experiment:
+    """The run directory of one experiment and its conditions."""
+
+    def __init__(
+        self, name: str, out: Path, config: Any, preset: str, *, progress: bool = False
+    ) -> None:
+        self.name, self.out, self.config, self.preset = name, Path(out), config, preset
+        self.progress = progress
+        self.conditions: list[Condition] = []
+        self.started = time.perf_counter()
+        self.out.mkdir(parents=True, exist_ok=True)
+
+    def say(self, message: str) -> None:
+        if self.progress:
+            elapsed = time.perf_counter() - self.started
+            print(f"striate experiment {self.name} [{elapsed:6.1f} s]: {message}", flush=True)
+
+    def condition(self, name: str, schedule: list[int], **params: Any) -> Condition:
+        folder = self.out / "checkpoints" / slug(name)
+        if any(c.folder == folder for c in self.conditions):
+            raise ValueError(f"two conditions share the folder {folder}")
+        cond = Condition(name, params, folder, set(schedule))
+        self.conditions.append(cond)
+        self.say(f"training {name}")
+        return cond
+
+    def track(self) -> Tracked:
+        """Run `striate track` on each condition's checkpoints; write the joined tables."""
+        from striate.track import track
+
+        parts: dict[str, list[pd.DataFrame]] = {k: [] for k in ("m", "t", "d", "a")}
+        for cond in self.conditions:
+            self.say(f"tracking {cond.name} ({len(cond.schedule)} checkpoints)")
+            metrics = cond.metrics()
+            store.write_table(cond.folder / "metrics.parquet", metrics)
+            run = track([str(cond.folder)], self.out / "track" / slug(cond.name),
+                        metrics=cond.folder / "metrics.parquet")  # fmt: skip
+            for key, table in zip("mtda", (metrics, run.trajectories, run.dynamics, run.alignment),
+                                  strict=True):  # fmt: skip
+                parts[key].append(table.assign(condition=cond.name, **_scalars(cond.params)))
+        tables = {k: pd.concat(v, ignore_index=True) for k, v in parts.items()}
+        for key, file in zip("mtda", ("metrics", "trajectories", "dynamics", "alignment"),
+                             strict=True):  # fmt: skip
+            store.write_table(self.out / f"{file}.parquet", tables[key])
+        return Tracked(tables["m"], tables["t"], tables["d"], tables["a"])
+
+    def finish(self, summary: dict[str, Any], figures: list[str]) -> Path:
+        """Write summary.json, manifest.json and index.html; return the run directory."""
+        wall = time.perf_counter() - self.started
+        summary = {"experiment": self.name, "preset": self.preset, "wall_time_s": round(wall, 1),
+                   **summary}  # fmt: skip
+        store.write_json(self.out / "summary.json", _plain(summary))
+        manifest = {
+            "striate_version": __version__,
+            "torch_version": torch.__version__,
+            "kind": "experiment",
+            "name": self.name,
+            "preset": self.preset,
+            "config": as_dict(self.config),
+            "conditions": [{"name": c.name, "params": c.params,
+                            "checkpoints": str(c.folder.relative_to(self.out))}
+                           for c in self.conditions],  # fmt: skip
+            "wall_time_s": round(wall, 1),
+            "figures": figures,
+        }
+        store.write_json(self.out / "manifest.json", manifest)
+        from striate.report.experiment_html import write_experiment_report
+
+        write_experiment_report(self.out, manifest, summary)
+        return self.out
+
+
+def _scalars(params: dict[str, Any]) -> dict[str, Any]:
+    """The condition parameters that fit in a table column."""
+    return {k: v for k, v in params.items() if isinstance(v, (int, float, str, bool))}
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready: numpy scalars to Python, NaN to None."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
