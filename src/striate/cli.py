@@ -217,7 +217,9 @@ def track(
 
 @app.command()
 def experiment(
-    name: Annotated[str, typer.Argument(help="grokking, weight-decay, memorization, lmc, lottery.")],
+    name: Annotated[
+        str, typer.Argument(help="grokking, weight-decay, memorization, lmc, lottery.")
+    ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Run directory.")],
     preset: Annotated[str, typer.Option("--preset", help="quick (minutes) or full.")] = "quick",
     settings: Annotated[

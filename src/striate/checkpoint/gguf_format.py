@@ -29,7 +29,8 @@ class GGUFCheckpoint(Checkpoint):
     `"llama.block_count"`, ...) plus `"GGUF.version"`.
 
         >>> ckpt = open_checkpoint("SmolLM2-135M-Instruct.Q4_1.gguf")  # doctest: +SKIP
-        >>> ckpt.info("blk.0.ffn_down.weight").dtype, ckpt.read("blk.0.ffn_down.weight").shape
+        >>> w = ckpt.read("blk.0.ffn_down.weight")  # doctest: +SKIP
+        >>> ckpt.info("blk.0.ffn_down.weight").dtype, w.shape  # doctest: +SKIP
         ('Q4_1', (576, 1536))
     """
 

@@ -43,8 +43,9 @@ def run_experiment(
         raise StriateError(f"unknown experiment {name!r}", hint=f"one of: {', '.join(EXPERIMENTS)}")
     module = importlib.import_module(EXPERIMENTS[name])
     if preset not in module.PRESETS:
-        raise StriateError(f"unknown preset {preset!r} for {name}",
-                           hint=f"one of: {', '.join(module.PRESETS)}")  # fmt: skip
+        raise StriateError(
+            f"unknown preset {preset!r} for {name}", hint=f"one of: {', '.join(module.PRESETS)}"
+        )
     config = replace(module.Config(), **module.PRESETS[preset])
     config = apply_overrides(config, overrides)
     if seed is not None:

@@ -63,8 +63,10 @@ def settling(dynamics: pd.DataFrame, final_step: int, level: float = 0.9) -> dic
     for name, rows in dynamics.groupby("tensor", sort=False):
         steps = [settle_step(rows, c, level) for c in ("overlap_left_final", "overlap_right_final")]
         step = None if None in steps else max(s for s in steps if s is not None)
-        out[str(name)] = {"settle_step": step,
-                          "settle_fraction": None if step is None else step / final_step}  # fmt: skip
+        out[str(name)] = {
+            "settle_step": step,
+            "settle_fraction": None if step is None else step / final_step,
+        }
     return out
 
 
@@ -81,5 +83,7 @@ def alignment_at_end(
     for r in last.itertuples():
         width = int(shapes[r.tensor][0])
         out[f"{r.tensor} -> {r.next_tensor}"] = {
-            "alignment": float(r.alignment), "chance": min(top_k, width) / width}  # fmt: skip
+            "alignment": float(r.alignment),
+            "chance": min(top_k, width) / width,
+        }
     return out

@@ -73,7 +73,7 @@ def load(name: str, *, n_train: int = 0, n_test: int = 0, seed: int = 0) -> Data
 
 
 def _digits() -> tuple[np.ndarray, np.ndarray]:
-    from sklearn.datasets import load_digits
+    from sklearn.datasets import load_digits  # type: ignore[import-untyped]
 
     bunch = load_digits()
     return bunch.images[:, None].astype(np.float32) / 16.0, bunch.target.astype(np.int64)
@@ -94,19 +94,26 @@ def read_idx(path: Path) -> np.ndarray:
     dims = np.frombuffer(data, ">u4", count=ndim, offset=4).astype(np.int64)
     start = 4 + 4 * ndim
     if len(data) - start != int(np.prod(dims)):
-        raise StriateError(f"IDX header says {tuple(dims)} = {int(np.prod(dims))} bytes, "
-                           f"the file holds {len(data) - start}", path=path)  # fmt: skip
+        raise StriateError(
+            f"IDX header says {tuple(dims)} = {int(np.prod(dims))} bytes, "
+            f"the file holds {len(data) - start}",
+            path=path,
+        )
     return np.frombuffer(data, np.uint8, offset=start).reshape(tuple(dims))
 
 
 def _idx_pair(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
-    images, labels = folder / f"{split}-images-idx3-ubyte.gz", folder / f"{split}-labels-idx1-ubyte.gz"
+    images, labels = (
+        folder / f"{split}-images-idx3-ubyte.gz",
+        folder / f"{split}-labels-idx1-ubyte.gz",
+    )
     if not images.is_file() or not labels.is_file():
         raise StriateError(
-            "Fashion-MNIST is not installed", path=folder,
+            "Fashion-MNIST is not installed",
+            path=folder,
             hint="apt-get install -y dataset-fashion-mnist, or set STRIATE_FASHION_MNIST to a "
             "folder holding the four IDX files",
-        )  # fmt: skip
+        )
     x = read_idx(images)[:, None].astype(np.float32) / 255.0
     y = read_idx(labels).astype(np.int64)
     if len(x) != len(y):

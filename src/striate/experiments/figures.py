@@ -50,8 +50,15 @@ def draw_curves(tracked: Tracked, markers: Markers, path: Path, title: str) -> s
             top.set_ylim(-0.02, 1.02)
             for i, matrix in enumerate(weight_matrices(t)):
                 rows = t[t["name"] == matrix].sort_values("step")
-                bottom.plot(rows["step"], rows["effective_rank"], color=f"C{i % 10}", lw=1.2,
-                            marker=".", ms=3, label=matrix)  # fmt: skip
+                bottom.plot(
+                    rows["step"],
+                    rows["effective_rank"],
+                    color=f"C{i % 10}",
+                    lw=1.2,
+                    marker=".",
+                    ms=3,
+                    label=matrix,
+                )
             bottom.set_xlabel("step")
             for ax in (top, bottom):
                 _x_log(ax, m["step"].to_numpy())
@@ -87,17 +94,24 @@ def draw_sweep(
         for ax, column in zip(axes, panels, strict=True):
             for i, (label, rows) in enumerate(groups):
                 rows = rows.sort_values(x)
-                ax.plot(rows[x], rows[column], color=f"C{i % 10}", marker="o", ms=4, lw=1.2,
-                        label=str(label) or None)  # fmt: skip
+                ax.plot(
+                    rows[x],
+                    rows[column],
+                    color=f"C{i % 10}",
+                    marker="o",
+                    ms=4,
+                    lw=1.2,
+                    label=str(label) or None,
+                )
             if reference and column in reference:
                 ax.axhline(reference[column], color="grey", ls=":", lw=1, label="chance")
             if log_x:
-                ax.set_xscale("symlog", linthresh=float(np.min(table[x][table[x] > 0], initial=1)))
+                positive = table[x].to_numpy(dtype=float)
+                ax.set_xscale("symlog", linthresh=float(np.min(positive[positive > 0], initial=1)))
             ax.set_title(column, fontsize=9, loc="left", parse_math=False)
             ax.set_xlabel(x, parse_math=False)
             ax.grid(alpha=0.3)
-        handles, labels = axes[0].get_legend_handles_labels()
-        if labels:
+        if axes[0].get_legend_handles_labels()[1]:
             axes[0].legend(fontsize=7)
         fig.subplots_adjust(left=0.07, right=0.98, top=0.84, bottom=0.16, wspace=0.25)
         save_figure(fig, path)

@@ -30,20 +30,25 @@ from striate.config import as_dict
 
 
 def log_schedule(steps: int, n: int) -> list[int]:
-    """About `n` distinct steps from 0 to `steps`, spaced evenly in log(1 + step).
+    """`n` distinct steps from 0 to `steps` (all of them if there are fewer), spaced evenly in
+    log(1 + step) except near 0, where the integers crowd and the first steps are all taken.
 
-    >>> log_schedule(1000, 5)
-    [0, 5, 31, 177, 1000]
+    >>> log_schedule(1000, 6)
+    [0, 3, 15, 62, 250, 1000]
     """
-    if steps < 1 or n < 2:
-        return [0, max(steps, 0)]
-    grid = np.expm1(np.linspace(0.0, math.log1p(steps), n))
-    return sorted({int(round(x)) for x in grid} | {0, steps})
+    if steps + 1 <= n:
+        return list(range(steps + 1))
+    for m in range(max(n, 2), steps + 2):
+        grid = np.expm1(np.linspace(0.0, math.log1p(steps), m))
+        chosen = sorted({round(float(x)) for x in grid} | {0, steps})
+        if len(chosen) >= n:
+            return chosen
+    return list(range(steps + 1))
 
 
 def slug(name: str) -> str:
-    """A folder name for a condition: `wd=0.1` -> `wd_0.1`."""
-    return re.sub(r"[^A-Za-z0-9.+-]+", "_", name).strip("_") or "condition"
+    """A folder name for a condition: `wd=0.1` -> `wd_0.1` (never `..` or empty)."""
+    return re.sub(r"[^A-Za-z0-9.+-]+", "_", name).strip("._") or "condition"
 
 
 @dataclass
@@ -61,8 +66,10 @@ class Condition:
 
     def save(self, step: int, model: torch.nn.Module) -> None:
         """Write the model's state dict (float32, as trained) as a safetensors checkpoint."""
-        tensors = {k: v.detach().to(torch.float32).contiguous().clone()
-                   for k, v in model.state_dict().items()}  # fmt: skip
+        tensors = {
+            k: v.detach().to(torch.float32).contiguous().clone()
+            for k, v in model.state_dict().items()
+        }
         meta = {"step": str(step), "condition": self.name, "params": json.dumps(self.params)}
         self.folder.mkdir(parents=True, exist_ok=True)
         save_file(tensors, str(self.folder / f"step_{step:07d}.safetensors"), metadata=meta)
@@ -71,8 +78,9 @@ class Condition:
         self.rows.append({"step": step, **metrics})
 
     def metrics(self) -> pd.DataFrame:
-        table = pd.DataFrame(self.rows)
-        return table.drop_duplicates("step", keep="last").sort_values("step", ignore_index=True)
+        table = pd.DataFrame(self.rows).drop_duplicates("step", keep="last")
+        ordered: pd.DataFrame = table.sort_values("step", ignore_index=True)
+        return ordered
 
 
 @dataclass
@@ -120,22 +128,31 @@ class Experiment:
             self.say(f"tracking {cond.name} ({len(cond.schedule)} checkpoints)")
             metrics = cond.metrics()
             store.write_table(cond.folder / "metrics.parquet", metrics)
-            run = track([str(cond.folder)], self.out / "track" / slug(cond.name),
-                        metrics=cond.folder / "metrics.parquet")  # fmt: skip
-            for key, table in zip("mtda", (metrics, run.trajectories, run.dynamics, run.alignment),
-                                  strict=True):  # fmt: skip
+            run = track(
+                [str(cond.folder)],
+                self.out / "track" / slug(cond.name),
+                metrics=cond.folder / "metrics.parquet",
+            )
+            for key, table in zip(
+                "mtda", (metrics, run.trajectories, run.dynamics, run.alignment), strict=True
+            ):
                 parts[key].append(table.assign(condition=cond.name, **_scalars(cond.params)))
         tables = {k: pd.concat(v, ignore_index=True) for k, v in parts.items()}
-        for key, file in zip("mtda", ("metrics", "trajectories", "dynamics", "alignment"),
-                             strict=True):  # fmt: skip
+        for key, file in zip(
+            "mtda", ("metrics", "trajectories", "dynamics", "alignment"), strict=True
+        ):
             store.write_table(self.out / f"{file}.parquet", tables[key])
         return Tracked(tables["m"], tables["t"], tables["d"], tables["a"])
 
     def finish(self, summary: dict[str, Any], figures: list[str]) -> Path:
         """Write summary.json, manifest.json and index.html; return the run directory."""
         wall = time.perf_counter() - self.started
-        summary = {"experiment": self.name, "preset": self.preset, "wall_time_s": round(wall, 1),
-                   **summary}  # fmt: skip
+        summary = {
+            "experiment": self.name,
+            "preset": self.preset,
+            "wall_time_s": round(wall, 1),
+            **summary,
+        }
         store.write_json(self.out / "summary.json", _plain(summary))
         manifest = {
             "striate_version": __version__,
@@ -144,9 +161,14 @@ class Experiment:
             "name": self.name,
             "preset": self.preset,
             "config": as_dict(self.config),
-            "conditions": [{"name": c.name, "params": c.params,
-                            "checkpoints": str(c.folder.relative_to(self.out))}
-                           for c in self.conditions],  # fmt: skip
+            "conditions": [
+                {
+                    "name": c.name,
+                    "params": c.params,
+                    "checkpoints": str(c.folder.relative_to(self.out)),
+                }
+                for c in self.conditions
+            ],
             "wall_time_s": round(wall, 1),
             "figures": figures,
         }

@@ -10,14 +10,18 @@ from striate.report.html import _STYLE, _e, _figures
 from striate.store import atomic_file
 
 
-def write_experiment_report(out_dir: Path, manifest: dict[str, Any], summary: dict[str, Any]) -> None:
+def write_experiment_report(
+    out_dir: Path, manifest: dict[str, Any], summary: dict[str, Any]
+) -> None:
     claims = summary.get("claims", {})
     rows = "".join(
         f"<tr><td>{_e(k)}</td><td>{'yes' if v is True else 'no' if v is False else _e(v)}</td></tr>"
         for k, v in claims.items()
     )
-    conditions = "".join(f"<li>{_e(c['name'])}: <code>{_e(c['checkpoints'])}</code></li>"
-                         for c in manifest["conditions"])  # fmt: skip
+    conditions = "".join(
+        f"<li>{_e(c['name'])}: <code>{_e(c['checkpoints'])}</code></li>"
+        for c in manifest["conditions"]
+    )
     body = (
         f"<h1>striate experiment {_e(manifest['name'])} ({_e(manifest['preset'])})</h1>"
         f"<p>{_e(manifest['wall_time_s'])} s. Conditions:</p><ul>{conditions}</ul>"

@@ -1,0 +1,202 @@
+"""The experiment harness, its claim helpers and data, and the grokking and weight-decay
+experiments at their quick presets (robust effects only)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from striate.cli import app
+from striate.errors import StriateError
+from striate.experiments import EXPERIMENTS, run_experiment
+from striate.experiments import claims as C
+from striate.experiments.data import load, read_idx
+from striate.experiments.harness import log_schedule, slug
+from striate.experiments.weight_decay import spearman
+
+
+@pytest.mark.parametrize("steps,n", [(1, 2), (7, 5), (1000, 5), (15000, 32), (3, 50)])
+def test_log_schedule(steps: int, n: int) -> None:
+    s = log_schedule(steps, n)
+    assert s[0] == 0 and s[-1] == steps
+    assert s == sorted(set(s)) and len(s) == min(n, steps + 1)
+    if steps >= 1000:  # evenly spaced in log once past the crowded first integers
+        late = np.log(np.array([x for x in s if x >= 50]))
+        gaps = np.diff(late)
+        np.testing.assert_allclose(gaps, gaps.mean(), rtol=0.25)
+
+
+def test_slug() -> None:
+    assert slug("wd=0.1") == "wd_0.1"
+    assert slug("split=0 a") == "split_0_a"
+    assert slug("../..") == "condition" and slug("../x") == "x"
+
+
+def test_crossing_and_settle_steps() -> None:
+    m = pd.DataFrame({"step": [0, 10, 100, 1000], "acc": [0.1, 0.5, 0.995, 0.98]})
+    assert C.crossing_step(m, "acc", 0.99) == 100
+    assert C.crossing_step(m, "acc", 0.999) is None
+    d = pd.DataFrame({"step": [0, 10, 100, 1000], "o": [0.95, 0.5, 0.91, 1.0]})
+    assert C.settle_step(d, "o", 0.9) == 100  # 0.95 at step 0 does not count: it dips after
+    assert C.settle_step(d.assign(o=[0.9, 0.95, 0.99, 1.0]), "o", 0.9) == 0
+    assert C.settle_step(d.assign(o=[0.9, 0.95, 0.99, 0.5]), "o", 0.9) is None
+
+
+def test_rank_drop_on_a_planted_series() -> None:
+    s = pd.DataFrame({"step": [0, 1, 2, 3, 4, 5], "effective_rank": [40, 50, 48, 40, 31, 30.0]})
+    r = C.rank_drop(s)
+    assert r["peak"] == 50 and r["final"] == 30
+    assert r["drop"] == pytest.approx(0.4, rel=1e-12)
+    assert r["drop_step"] == 3  # first step at or below 50 - 10 = 40 after the peak
+    flat = C.rank_drop(s.assign(effective_rank=[50, 50, 49, 49, 49, 49.0]))
+    assert flat["drop_step"] is None and flat["drop"] == pytest.approx(0.02)
+
+
+def test_spearman_matches_scipy() -> None:
+    stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(3)
+    for n in (3, 5, 11):
+        x, y = list(rng.normal(size=n)), list(rng.integers(0, 4, size=n).astype(float))
+        assert spearman(x, y) == pytest.approx(stats.spearmanr(x, y).statistic, abs=1e-12)
+    assert math.isnan(spearman([1, 2], [2, 1]))
+
+
+def _write_idx(path: Path, array: np.ndarray, header: bytes | None = None) -> None:
+    head = bytes([0, 0, 8, array.ndim]) + np.asarray(array.shape, ">u4").tobytes()
+    with gzip.open(path, "wb") as fh:
+        fh.write((header if header is not None else head) + array.astype(np.uint8).tobytes())
+
+
+def test_idx_reader_and_fashion_mnist_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(7, 28, 28))
+    labels = rng.integers(0, 10, size=7)
+    for split in ("train", "t10k"):
+        _write_idx(tmp_path / f"{split}-images-idx3-ubyte.gz", images)
+        _write_idx(tmp_path / f"{split}-labels-idx1-ubyte.gz", labels)
+    np.testing.assert_array_equal(read_idx(tmp_path / "train-images-idx3-ubyte.gz"), images)
+    monkeypatch.setenv("STRIATE_FASHION_MNIST", str(tmp_path))
+    d = load("fashion-mnist", n_train=5)
+    assert d.x_train.shape == (5, 1, 28, 28) and d.x_test.shape == (7, 1, 28, 28)
+    np.testing.assert_allclose(d.x_test[:, 0].numpy(), images / 255.0, rtol=1e-6)
+    np.testing.assert_array_equal(d.y_test.numpy(), labels)
+
+    bad = tmp_path / "bad.gz"
+    _write_idx(bad, labels, header=bytes([0, 0, 8, 1]) + np.asarray([9], ">u4").tobytes())
+    with pytest.raises(StriateError, match="header says"):
+        read_idx(bad)
+    _write_idx(bad, labels, header=b"\x1f\x00\x08\x01")
+    with pytest.raises(StriateError, match="bad magic"):
+        read_idx(bad)
+    monkeypatch.setenv("STRIATE_FASHION_MNIST", str(tmp_path / "missing"))
+    with pytest.raises(StriateError, match="dataset-fashion-mnist"):
+        load("fashion-mnist")
+
+
+def test_digits_split_is_seeded_and_disjoint() -> None:
+    a, b = load("digits", seed=0), load("digits", seed=0)
+    assert a.x_train.shape == (1297, 1, 8, 8) and a.x_test.shape == (500, 1, 8, 8)
+    assert torch.equal(a.x_train, b.x_train) and a.n_classes == 10 and a.n_inputs == 64
+    train = {tuple(x.flatten().tolist()) for x in a.x_train}
+    overlap = sum(tuple(x.flatten().tolist()) in train for x in a.x_test)
+    assert overlap < 5  # the digits set holds a few exact duplicate images
+    assert not torch.equal(load("digits", seed=1).x_train, a.x_train)
+
+
+def test_unknown_names_are_one_line_errors(tmp_path: Path) -> None:
+    with pytest.raises(StriateError, match=r"unknown experiment 'grok'.*grokking"):
+        run_experiment("grok", tmp_path)
+    with pytest.raises(StriateError, match="unknown preset 'huge'"):
+        run_experiment("grokking", tmp_path, preset="huge")
+    with pytest.raises(StriateError, match="unknown setting 'lr2'"):
+        run_experiment("grokking", tmp_path, overrides=["lr2=1"])
+    assert set(EXPERIMENTS) == {"grokking", "weight-decay", "memorization", "lmc", "lottery"}
+
+
+TINY = ["p=11", "steps=30", "checkpoints=5", "d_embed=8", "d_hidden=8", "eval_every=10"]
+
+
+def test_cli_runs_an_experiment_and_the_same_seed_gives_the_same_numbers(tmp_path: Path) -> None:
+    args = ["experiment", "grokking", "--quiet"] + [a for s in TINY for a in ("--set", s)]
+    first = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "a"), "--seed", "3"])
+    assert first.exit_code == 0, first.output
+    assert "grokked_with_weight_decay: no" in first.output
+    second = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "b"), "--seed", "3"])
+    assert second.exit_code == 0, second.output
+    a, b = (pd.read_parquet(tmp_path / x / "metrics.parquet") for x in ("a", "b"))
+    pd.testing.assert_frame_equal(a, b)
+    ta, tb = (pd.read_parquet(tmp_path / x / "trajectories.parquet") for x in ("a", "b"))
+    pd.testing.assert_frame_equal(ta.drop(columns="checkpoint"), tb.drop(columns="checkpoint"))
+    manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    assert manifest["config"]["seed"] == 3 and manifest["config"]["p"] == 11
+    assert sorted(manifest["config"]["weight_decays"]) == [0.0, 1.0]
+    # six checkpoints (steps 0..30 log-spaced) per condition, each a plain safetensors file
+    ckpts = sorted((tmp_path / "a" / "checkpoints" / "wd_1").glob("*.safetensors"))
+    assert [int(p.stem.split("_")[1]) for p in ckpts] == log_schedule(30, 5)
+
+
+@pytest.fixture(scope="module")
+def grok(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return run_experiment("grokking", tmp_path_factory.mktemp("grok"), preset="quick")
+
+
+def test_grokking_quick(grok: Path) -> None:
+    summary = json.loads((grok / "summary.json").read_text())
+    wd1, wd0 = summary["conditions"]["wd=1"], summary["conditions"]["wd=0"]
+    # both memorize within a few hundred steps; only weight decay generalizes, much later
+    assert wd1["train99_step"] < 500 and wd0["train99_step"] < 500
+    assert wd1["test99_step"] is not None and wd1["test99_step"] > 4 * wd1["train99_step"]
+    assert wd0["test99_step"] is None and wd0["final_test_acc"] < 0.1
+    assert summary["claims"]["grokked_with_weight_decay"]
+    assert summary["claims"]["no_grokking_without_weight_decay"]
+    # the rank of the embedding and the first layer falls with weight decay, not without
+    for name in ("embed.weight", "fc1.weight"):
+        assert wd1["effective_rank"][name]["final"] < wd0["effective_rank"][name]["final"] - 3
+        assert wd1["effective_rank"][name]["drop"] > 0.1
+
+    metrics = pd.read_parquet(grok / "metrics.parquet")
+    assert {
+        "step",
+        "train_loss",
+        "test_loss",
+        "train_acc",
+        "test_acc",
+        "condition",
+        "weight_decay",
+    } <= set(metrics.columns)
+    traj = pd.read_parquet(grok / "trajectories.parquet")
+    assert set(traj["condition"]) == {"wd=1", "wd=0"}
+    # the tracked effective rank is the spectrum's, recomputed here from the checkpoint
+    last = sorted((grok / "checkpoints" / "wd_1").glob("*.safetensors"))[-1]
+    from safetensors.numpy import load_file
+
+    w = load_file(str(last))["fc1.weight"].astype(np.float64)
+    s = np.linalg.svd(w, compute_uv=False)
+    p = s / s.sum()
+    row = traj[(traj["condition"] == "wd=1") & (traj["name"] == "fc1.weight")]
+    assert row.sort_values("step")["effective_rank"].iloc[-1] == pytest.approx(
+        math.exp(-(p * np.log(p)).sum()), rel=1e-5
+    )
+    for f in ("curves.png",):
+        assert (grok / "figures" / f).stat().st_size > 10_000
+    assert "grokked_with_weight_decay" in (grok / "index.html").read_text()
+
+
+def test_weight_decay_quick(tmp_path: Path) -> None:
+    out = run_experiment("weight-decay", tmp_path, preset="quick")
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["claims"]["largest_decay_lowest_rank"]
+    for matrix in ("embed.weight", "fc1.weight", "fc2.weight"):
+        ranks = summary["matrices"][matrix]["final_effective_rank"]
+        assert ranks["3"] < ranks["1"] < ranks["0"]
+    assert (out / "figures" / "rank_vs_weight_decay.png").is_file()
