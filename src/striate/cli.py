@@ -215,28 +215,63 @@ def track(
         )
 
 
+SetOption = Annotated[
+    list[str] | None, typer.Option("--set", help="Change a config field: key=value.")
+]
+SeedOption = Annotated[int | None, typer.Option("--seed", help="Random seed.")]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress.")]
+OutOption = Annotated[Path, typer.Option("--out", "-o", help="Run directory.")]
+
+
 @app.command()
 def experiment(
     name: Annotated[
-        str, typer.Argument(help="grokking, weight-decay, memorization, lmc, lottery.")
+        str, typer.Argument(help="grokking, weight-decay, memorization, lmc or lottery.")
     ],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Run directory.")],
+    out: OutOption,
     preset: Annotated[str, typer.Option("--preset", help="quick (minutes) or full.")] = "quick",
-    settings: Annotated[
-        list[str] | None, typer.Option("--set", help="Change a config field: key=value.")
-    ] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="Random seed.")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress.")] = False,
+    settings: SetOption = None,
+    seed: SeedOption = None,
+    quiet: QuietOption = False,
 ) -> None:
     """Train the models of a published finding, track their checkpoints, decide its claims."""
     from striate.experiments import run_experiment
 
-    path = run_experiment(name, out, preset=preset, overrides=settings or [], seed=seed,
-                          progress=not quiet)  # fmt: skip
+    path = run_experiment(
+        name, out, preset=preset, overrides=settings or [], seed=seed, progress=not quiet
+    )
+    _print_claims(path)
+
+
+@app.command()
+def lab(
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="superposition, privileged, double-descent, mlp-double-descent, unembedding "
+            "or reconstruction."
+        ),
+    ],
+    out: OutOption,
+    preset: Annotated[str, typer.Option("--preset", help="quick (seconds) or paper.")] = "quick",
+    settings: SetOption = None,
+    seed: SeedOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Train a sweep of toy models (superposition, memorization, double descent) at once."""
+    from striate.lab import run_lab
+
+    path = run_lab(name, out, preset=preset, overrides=settings or [], seed=seed,
+                   progress=not quiet)  # fmt: skip
+    _print_claims(path)
+
+
+def _print_claims(path: Path) -> None:
+    """The claims of a run's summary.json (one line each) and where its report is."""
     summary = json.loads((path / "summary.json").read_text(encoding="utf-8"))
     for claim, holds in summary.get("claims", {}).items():
         console.print(f"{claim}: {'yes' if holds else 'no'}", highlight=False)
-    console.print(f"{summary['wall_time_s']} s; report: {path / 'index.html'}", highlight=False)
+    console.print(f"report: {path / 'index.html'}", highlight=False)
 
 
 @app.command()

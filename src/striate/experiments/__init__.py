@@ -14,6 +14,7 @@ from pathlib import Path
 
 from striate.config import apply_overrides
 from striate.errors import StriateError
+from striate.threads import torch_threads
 
 __all__ = ["EXPERIMENTS", "run_experiment"]
 
@@ -51,5 +52,6 @@ def run_experiment(
     if seed is not None:
         config = replace(config, seed=seed)
     experiment = Experiment(name, Path(out), config, preset, progress=progress)
-    result: Path = module.run(config, experiment)
+    with torch_threads(1):
+        result: Path = module.run(config, experiment)
     return result

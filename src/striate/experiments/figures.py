@@ -38,7 +38,7 @@ def draw_curves(tracked: Tracked, markers: Markers, path: Path, title: str) -> s
         fig = Figure(figsize=(4.4 * len(names), 6.4), dpi=110)
         FigureCanvasAgg(fig)
         fig.suptitle(title, x=0.01, ha="left", fontsize=10, weight="bold", parse_math=False)
-        axes = fig.subplots(2, len(names), squeeze=False, sharex="col")
+        axes = fig.subplots(2, len(names), squeeze=False, sharex="col", sharey="row")
         for col, name in enumerate(names):
             m = tracked.metrics[tracked.metrics["condition"] == name]
             t = tracked.trajectories[tracked.trajectories["condition"] == name]

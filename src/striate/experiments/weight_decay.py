@@ -91,7 +91,10 @@ def run(cfg: Config, ex: Experiment) -> Path:
             ),
         },
     }
-    markers = {n: {"test 99%": s["test99_step"]} for n, s in conditions.items()}
+    markers = {
+        n: {"train 99%": s["train99_step"], "test 99%": s["test99_step"]}
+        for n, s in conditions.items()
+    }
     figures = [
         draw_sweep(
             table,

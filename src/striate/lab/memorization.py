@@ -1,0 +1,267 @@
+"""`double-descent`, `mlp-double-descent`, `unembedding`: fixed training sets of T points.
+
+Henighan et al. (2023) train the ReLU output model (m=2, n=10,000, S=0.999, unit-norm inputs)
+on T points for 50,000 full-batch steps and find: for small T the hidden vectors of the data
+form a polygon and the features do not (memorization); for large T the features do
+(generalization); between the two the test loss peaks (data double descent). Hobbhahn (2023)
+repeats it with n=1000, S=0.99 (the peak comes 10x earlier), with an MLP block (hidden vectors
+W1 x + b1) and with a toy unembedding (no ReLU, cross-entropy, hard or soft labels).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from striate.lab.figures import (
+    curves,
+    dimensionality_scatter,
+    draw_geometry,
+    guarded,
+    new_figure,
+    save,
+    size_heatmap,
+)
+from striate.lab.instance import Instance
+from striate.lab.registry import Lab
+from striate.lab.sweep import LabResult
+from striate.lab.train import TrainConfig
+from striate.render.png import _style
+
+#: a training set counts as memorized when its loss is below this share of the test loss
+MEMORIZED_RATIO = 0.2
+#: dataset sizes shown in the geometry figure
+GEOMETRY_PANELS = 12
+
+
+def log_sizes(lo: int, hi: int, count: int) -> tuple[int, ...]:
+    """`count` dataset sizes spread evenly in log from lo to hi (rounded, distinct)."""
+    sizes = np.unique(np.round(np.geomspace(lo, hi, count)).astype(int))
+    return tuple(int(s) for s in sizes)
+
+
+#: Henighan et al.: AdamW, lr 1e-3, weight decay 1e-2, 5% warmup then cosine decay, full batch;
+#: they train 50,000 steps, we 10,000 so a sweep fits in 30 minutes of one CPU core
+_PAPER_TRAIN = TrainConfig(steps=10_000, log_every=1000, test_size=2000)
+
+
+@dataclass(frozen=True)
+class MemorizationConfig:
+    """A sweep over the size T of a fixed training set (and over the hidden size m)."""
+
+    model: str = "relu-output"  # "relu-output", "mlp" or "unembed"
+    n_features: int = 1000  # n
+    hidden: tuple[int, ...] = (2,)  # m; more than one adds heatmaps over T x m
+    sparsity: float = 0.99  # S: n (1 - S) = 10 active features per point on average
+    importance: str = "uniform"  # "uniform", "decay" or a ratio r: r ** i
+    unit_norm: bool = True  # every input scaled to unit length (Henighan et al.)
+    dataset_sizes: tuple[int, ...] = log_sizes(10, 3000, 13)  # T
+    replicates: int = 1  # seeds per (T, m)
+    labels: str = "hard"  # unembed: "hard" (argmax class) or "soft" (x / sum(x))
+    tied: bool = True  # unembed: logits = W^T W x + b; False: W2 W1 x + b
+    train: TrainConfig = field(default_factory=lambda: _PAPER_TRAIN)
+
+
+def sweep(c: MemorizationConfig) -> list[Instance]:
+    grid = [(m, T, r) for m in c.hidden for T in c.dataset_sizes for r in range(c.replicates)]
+    return [
+        Instance(
+            index=i,
+            model=c.model,
+            n_features=c.n_features,
+            n_hidden=m,
+            sparsity=c.sparsity,
+            importance=c.importance,
+            dataset_size=T,
+            unit_norm=c.unit_norm,
+            labels=c.labels,
+            tied=c.tied,
+            lr=c.train.lr,
+            weight_decay=c.train.weight_decay,
+            replicate=r,
+        )
+        for i, (m, T, r) in enumerate(grid)
+    ]
+
+
+def size_curves(result: LabResult) -> pd.DataFrame:
+    """Final metrics averaged over replicates, one row per (n_hidden, dataset_size)."""
+    cols = ["train_loss", "test_loss", "train_accuracy", "test_accuracy", "probe_accuracy",
+            "feature_dimensionality", "data_dimensionality", "represented"]  # fmt: skip
+    return result.last().groupby(["n_hidden", "dataset_size"], as_index=False)[cols].mean()
+
+
+def peak(sizes: np.ndarray, test_loss: np.ndarray) -> dict[str, Any]:
+    """Where the test loss peaks over dataset size, and whether inside the sweep."""
+    i = int(np.nanargmax(test_loss))
+    interior = 0 < i < len(sizes) - 1
+    return {
+        "peak_dataset_size": int(sizes[i]),
+        "peak_test_loss": float(test_loss[i]),
+        "peak_is_interior": bool(interior),
+        # how far the peak rises above the lower of the best losses on either side of it
+        "peak_prominence": float(
+            test_loss[i] - max(np.nanmin(test_loss[: i + 1]), np.nanmin(test_loss[i:]))
+        ),
+    }
+
+
+def summarize(c: MemorizationConfig, result: LabResult) -> dict[str, Any]:
+    table = size_curves(result)
+    by_hidden = []
+    for m in c.hidden:
+        g = table[table["n_hidden"] == m].sort_values("dataset_size")
+        sizes, test = g["dataset_size"].to_numpy(), g["test_loss"].to_numpy()
+        memorized = g["train_loss"] < MEMORIZED_RATIO * g["test_loss"]
+        by_hidden.append({
+            "n_hidden": int(m),
+            **peak(sizes, test),
+            "memorized_sizes": [int(t) for t in g.loc[memorized, "dataset_size"]],
+            "curve": g.drop(columns="n_hidden").to_dict("records"),
+        })  # fmt: skip
+    first = by_hidden[0]
+    return {
+        "model": c.model,
+        "n_features": c.n_features,
+        "sparsity": c.sparsity,
+        "memorized_ratio": MEMORIZED_RATIO,
+        "peak_dataset_size": first["peak_dataset_size"],
+        "peak_is_interior": first["peak_is_interior"],
+        "smallest_size_memorized": c.dataset_sizes[0] in first["memorized_sizes"]
+        if c.dataset_sizes
+        else False,
+        "by_hidden": by_hidden,
+    }
+
+
+def _pick(result: LabResult, m: int, sizes: list[int]) -> list[Instance]:
+    """The replicate-0 instance with hidden size m at each of `sizes`."""
+    found = {i.dataset_size: i for i in result.instances if i.n_hidden == m and i.replicate == 0}
+    return [found[t] for t in sizes if t in found]
+
+
+def draw(c: MemorizationConfig, result: LabResult, out_dir: Path) -> list[str]:
+    table = size_curves(result)
+    sizes = sorted({i.dataset_size for i in result.instances})
+    m0 = c.hidden[0]
+    written = [save(_curves_figure(c, table), out_dir, "double_descent.png")]
+    if m0 == 2:
+        spread = np.linspace(0, len(sizes) - 1, min(GEOMETRY_PANELS, len(sizes)))
+        shown = _pick(result, m0, sorted({sizes[round(k)] for k in spread}))
+        panels = [
+            (f"T = {i.dataset_size}", result.final[i.index].features, result.final[i.index].hidden)
+            for i in shown
+        ]
+        title = f"{c.model}, m=2: features (blue), training points (red)"
+        written.append(save(draw_geometry(panels, title), out_dir, "geometry.png"))
+    figure = _dimensionality_figure(c, result, _pick(result, m0, sizes))
+    written.append(save(figure, out_dir, "dimensionality.png"))
+    if len(c.hidden) > 1:
+        written.append(save(_heatmap_figure(c, table), out_dir, "size_heatmaps.png"))
+    return written
+
+
+def _curves_figure(c: MemorizationConfig, table: pd.DataFrame) -> Figure:
+    """Loss and accuracy against T for the first hidden size (the heatmaps show the rest)."""
+    loss = "cross-entropy" if c.model == "unembed" else "importance-weighted MSE"
+    g = table[table["n_hidden"] == c.hidden[0]].sort_values("dataset_size")
+    x = g["dataset_size"].to_numpy()
+    losses = [
+        ("test", g["test_loss"].to_numpy(), "C3"),
+        ("train", g["train_loss"].to_numpy(), "C0"),
+    ]
+    accuracies = [
+        ("test", g["test_accuracy"].to_numpy(), "C3"),
+        ("train", g["train_accuracy"].to_numpy(), "C0"),
+        ("one-hot probes", g["probe_accuracy"].to_numpy(), "C2"),
+    ]
+    mark = peak(x, g["test_loss"].to_numpy())["peak_dataset_size"]
+    with _style():
+        fig = new_figure(8.4, 3.4, f"{c.model}, m={c.hidden[0]}: loss and accuracy against T")
+        grid = {"top": 0.84, "bottom": 0.16, "wspace": 0.3}
+        ax_loss, ax_acc = fig.subplots(1, 2, gridspec_kw=grid)
+        guarded(ax_loss, partial(curves, x=x, series=losses, ylabel=loss, log_y=True, mark=mark))
+        guarded(ax_acc, partial(curves, x=x, series=accuracies, ylabel="argmax accuracy",
+                                log_y=False))  # fmt: skip
+    return fig
+
+
+def _dimensionality_figure(
+    c: MemorizationConfig, result: LabResult, insts: list[Instance]
+) -> Figure:
+    f, p = result.features, result.points
+    feats = [f.loc[f["instance"] == i.index, "dimensionality"].to_numpy() for i in insts]
+    points = [p.loc[p["instance"] == i.index, "dimensionality"].to_numpy() for i in insts]
+    sizes = [i.dataset_size for i in insts]
+    with _style():
+        fig = new_figure(6.0, 3.4, f"{c.model}, m={c.hidden[0]}: dimensionalities")
+        ax = fig.subplots(1, 1, gridspec_kw={"top": 0.84, "bottom": 0.15})
+        guarded(ax, partial(dimensionality_scatter, sizes=sizes, feats=feats, points=points))
+        ax.set_title("features (blue), training points (red)", fontsize=7, loc="left")
+    return fig
+
+
+def _heatmap_figure(c: MemorizationConfig, table: pd.DataFrame) -> Figure:
+    sizes = sorted(int(t) for t in table["dataset_size"].unique())
+    hidden = sorted(int(m) for m in table["n_hidden"].unique())
+    with _style():
+        fig = new_figure(9.0, 3.6, f"{c.model}: test loss and accuracy over T x m")
+        axes = fig.subplots(1, 2, gridspec_kw={"top": 0.84, "bottom": 0.2, "wspace": 0.35})
+        panels = (("test_loss", "log10 test loss"), ("test_accuracy", "test accuracy"))
+        for ax, (col, label) in zip(axes, panels, strict=True):
+            grid = table.pivot(index="n_hidden", columns="dataset_size", values=col)
+            values = grid.reindex(index=hidden, columns=sizes).to_numpy()
+            values = np.log10(values) if col == "test_loss" else values
+            guarded(ax, partial(size_heatmap, values=values, sizes=sizes, hidden=hidden,
+                                label=label))  # fmt: skip
+    return fig
+
+
+_QUICK = MemorizationConfig(
+    n_features=100,
+    sparsity=0.9,
+    dataset_sizes=log_sizes(3, 400, 8),
+    train=TrainConfig(steps=2000, lr=1e-2, log_every=500, test_size=1000),
+)
+
+DOUBLE_DESCENT = Lab(
+    name="double-descent",
+    about="Henighan et al. (2023) as repeated by Hobbhahn (2023): the ReLU output model, "
+    "n=1000, m=2, S=0.99, unit-norm inputs, on training sets of 10 to 3,000 points",
+    presets={"quick": _QUICK, "paper": MemorizationConfig()},
+    sweep=sweep,
+    summarize=summarize,
+    draw=draw,
+)
+
+MLP_DOUBLE_DESCENT = Lab(
+    name="mlp-double-descent",
+    about="Hobbhahn (2023): double descent of an MLP block (W2 ReLU(W1 x + b1) + b2), MSE",
+    presets={
+        "quick": replace(_QUICK, model="mlp"),
+        "paper": MemorizationConfig(model="mlp", dataset_sizes=log_sizes(10, 2000, 12)),
+    },
+    sweep=sweep,
+    summarize=summarize,
+    draw=draw,
+)
+
+UNEMBEDDING = Lab(
+    name="unembedding",
+    about="Hobbhahn (2023): a toy unembedding, logits W^T W x + b, cross-entropy, hard labels",
+    presets={
+        "quick": replace(_QUICK, model="unembed"),
+        "paper": MemorizationConfig(model="unembed", train=replace(_PAPER_TRAIN, steps=8000)),
+    },
+    sweep=sweep,
+    summarize=summarize,
+    draw=draw,
+)
+
+__all__ = ["DOUBLE_DESCENT", "MLP_DOUBLE_DESCENT", "UNEMBEDDING", "MemorizationConfig"]
