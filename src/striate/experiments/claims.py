@@ -87,3 +87,15 @@ def alignment_at_end(
             "chance": min(top_k, width) / width,
         }
     return out
+
+
+def spearman(x: list[float], y: list[float]) -> float:
+    """Spearman's rank correlation (average ranks for ties); NaN for fewer than 3 points.
+
+    >>> round(spearman([0, 1, 2, 3], [9, 7, 8, 1]), 12)
+    -0.8
+    """
+    if len(x) < 3:
+        return float("nan")
+    rx, ry = pd.Series(x).rank().to_numpy(), pd.Series(y).rank().to_numpy()
+    return float(np.corrcoef(rx, ry)[0, 1])

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from striate.experiments import grokking
+from striate.experiments.claims import spearman
 from striate.experiments.figures import draw_curves, draw_sweep
 from striate.experiments.harness import Experiment
 
@@ -36,18 +36,6 @@ PRESETS: dict[str, dict[str, Any]] = {
         "checkpoints": 16,
     },
 }
-
-
-def spearman(x: list[float], y: list[float]) -> float:
-    """Spearman's rank correlation (average ranks for ties); NaN for fewer than 3 points.
-
-    >>> round(spearman([0, 1, 2, 3], [9, 7, 8, 1]), 12)
-    -0.8
-    """
-    if len(x) < 3:
-        return float("nan")
-    rx, ry = pd.Series(x).rank().to_numpy(), pd.Series(y).rank().to_numpy()
-    return float(np.corrcoef(rx, ry)[0, 1])
 
 
 def run(cfg: Config, ex: Experiment) -> Path:
