@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -92,19 +91,6 @@ def test_mlp_is_seeded_and_chains_layers() -> None:
 
 
 # --- the quick presets -------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    """Train and track on one thread: these matrices gain nothing from more, and on a shared
-    CPU, threads that wait for each other make a quick preset ten times slower."""
-    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # via scikit-learn
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(before)
 
 
 def _run(tmp_path_factory: pytest.TempPathFactory, name: str) -> tuple[Path, dict[str, Any]]:
