@@ -86,7 +86,8 @@ def draw_sweep(
     """One panel per column in `panels`, `x` on the horizontal axis, one line per `hue`.
     `reference` draws a dotted horizontal line per panel (e.g. chance level)."""
     with _style():
-        fig = Figure(figsize=(4.2 * len(panels), 3.6), dpi=110)
+        # wide enough for the title on one line (about 0.08 inch per character at size 10)
+        fig = Figure(figsize=(max(4.2 * len(panels), 0.08 * len(title)), 3.6), dpi=110)
         FigureCanvasAgg(fig)
         fig.suptitle(title, x=0.01, ha="left", fontsize=10, weight="bold", parse_math=False)
         axes = fig.subplots(1, len(panels), squeeze=False)[0]
