@@ -182,6 +182,49 @@ def ffn(
     console.print(f"tables and figures: {out_dir}", highlight=False)
 
 
+@app.command()
+def banding(
+    model: ModelArg,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Output folder (default: runs/NAME-banding).")
+    ] = None,
+    match: Annotated[
+        str | None, typer.Option("--match", help="Only conv tensors whose name matches this regex.")
+    ] = None,
+    neurons: Annotated[
+        int, typer.Option("--neurons", help="Neurons per layer in the side-by-side figure.")
+    ] = 25,
+    settings: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Change a banding setting: field=value (e.g. min_score=0.1)."),
+    ] = None,
+) -> None:
+    """Weight banding: each conv layer's NMF picture and banding score, layers side by side."""
+    import pandas as pd
+
+    from striate.analyses.banding import BandingConfig
+    from striate.banding_scan import run_banding
+    from striate.config import apply_overrides
+
+    config = apply_overrides(BandingConfig(), settings or [])
+    out_dir = out or Path("runs") / f"{_run_name(model)}-banding"
+    table = run_banding(model, out_dir, config=config, match=match, neurons=neurons, progress=True)
+    columns = ["tensor", "out", "in", "kh", "kw", "banding_rows", "banding_cols", "banding_score",
+               "banding_z", "banding_direction"]  # fmt: skip
+    grid = Table(title="conv layers (all columns in banding.parquet)")
+    for column in columns:
+        grid.add_column(column.removeprefix("banding_"), overflow="fold")
+    for _, row in table.iterrows():
+        if pd.isna(row["skipped"]):
+            style = "bold red" if row.get("banding_direction") not in (None, "none") else None
+            grid.add_row(*[_cell(row.get(c)) for c in columns], style=style)
+    console.print(grid)
+    skipped = int(table["skipped"].notna().sum())
+    if skipped:
+        console.print(f"{skipped} conv tensors skipped (kernels under 3x3; see `skipped`)")
+    console.print(f"figure: {out_dir / 'banding.png'}", highlight=False)
+
+
 def _cell(value: object) -> str:
     if isinstance(value, float):
         return "" if value != value else f"{value:.3g}"

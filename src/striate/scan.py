@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 
 from striate._version import __version__
+from striate.analyses import banding as bands
+from striate.analyses.banding import Banding, BandingConfig
 from striate.analyses.ffn import FFNConfig
 from striate.analyses.finding import Finding
 from striate.analyses.heads import HeadsConfig, head_blocks
@@ -65,6 +67,7 @@ class ScanConfig:
     nonfinite: NonfiniteConfig = field(default_factory=NonfiniteConfig)
     ffn: FFNConfig = field(default_factory=FFNConfig)
     spectrum: SpectrumConfig = field(default_factory=SpectrumConfig)
+    banding: BandingConfig = field(default_factory=BandingConfig)
     images: ImagesConfig = field(default_factory=ImagesConfig)
 
 
@@ -82,6 +85,7 @@ class TensorResult:
     findings: list[Finding]
     singular_values: np.ndarray | None = None  # of the tensor viewed as a matrix, descending
     matrix_shape: tuple[int, int] | None = None  # that matrix's shape
+    banding: Banding | None = None  # of a conv kernel of at least min_kernel x min_kernel
 
 
 def analyse_tensor(
@@ -109,7 +113,11 @@ def analyse_tensor(
         by_head = head_blocks(w, blocks[0], blocks[1], config.heads)
         row["head_score"] = float(by_head.score)
         found += by_head.findings
-    result = TensorResult(row, found)
+    banding = _banding(w, part, config.banding, row)
+    if banding is not None:
+        finding = bands.banding_finding(banding)
+        found += [] if finding is None else [finding]
+    result = TensorResult(row, found, banding=banding)
     matrix = as_matrix(w, part.layout)
     row["spectrum_skipped"] = "not a matrix" if matrix is None else None
     if matrix is not None:
@@ -120,6 +128,21 @@ def analyse_tensor(
             result.matrix_shape = shape
             row |= spectrum_metrics(result.singular_values, shape, config.spectrum)
     return result
+
+
+def _banding(
+    w: np.ndarray, part: TensorAnatomy, config: BandingConfig, row: dict[str, Any]
+) -> Banding | None:
+    """The banding score of a conv kernel (its columns go into `row`), or None."""
+    if not config.enabled or part.role != "conv" or w.ndim != 4:
+        return None
+    kernels = bands.as_oihw(w, part.layout)
+    row["banding_skipped"] = bands.skip_reason(kernels, config)
+    if row["banding_skipped"] is not None:
+        return None
+    b = bands.banding_score(kernels, config)
+    row |= b.row()
+    return b
 
 
 def head_partition(w: np.ndarray, part: TensorAnatomy, heads: HeadCounts) -> tuple[int, int] | None:
@@ -278,6 +301,13 @@ def _images(
         rel = f"images/spectra/{image_name(position, part.name)}"
         draw_matrix_spectrum(out_dir / rel, part.name, result)
         row["spectrum_image"] = rel
+    if result.banding is not None and config.banding.images:
+        from striate.banding_scan import draw_layer
+
+        rel = f"images/banding/{image_name(position, part.name)}"
+        view = bands.nmf_view(bands.as_oihw(w, part.layout), seed=config.banding.seed)
+        draw_layer(out_dir / rel, part.name, view, result.banding)
+        row["banding_image"] = rel
 
 
 def _draw(

@@ -1,14 +1,30 @@
-"""TensorFlow.js weights: a `*weights_manifest.json` or a `model.json` with `weightsManifest`.
+"""TensorFlow.js weights, in two layouts.
+
+Plain: a `*weights_manifest.json`, or a `model.json` with a `weightsManifest` key, beside binary
+shard files. Give the manifest itself: `.json` files in a folder are not opened.
+
+JS-module-wrapped (the npm package nsfwjs ships its models so): `model.min.js` holds the
+model.json as a JS literal, `group1-shard1of6.min.js` ... each hold one shard as a base64 string.
+The literal is the one assigned to `exports` (`module.exports = ...`; browserify's minified
+bundles write `n.exports={modelTopology:...}` and `h.exports="SgJ5..."`) or given to
+`export default`, and may be wrapped in `JSON.parse(...)`. It is parsed as data, never run: a
+minified object literal is fine (unquoted keys, `.5`, `!0`), code is not. Such a `.js` file is
+found by its `weightsManifest` key, and a folder of them opens its model file.
 
 A manifest is a list of groups `{"paths": [shard files], "weights": [specs]}`; each group's
-tensors lie one after another in its shard files read as one concatenated stream. A spec may
-carry `quantization`: `{"dtype": "uint8"|"uint16", "min", "scale"}` (value = q * scale + min)
-or `{"dtype": "float16"}`. Give the manifest itself: `.json` files in a folder are not opened.
+tensors lie one after another in its shard files read as one concatenated stream. A path names
+the shard file itself or, wrapped, that name plus `.min.js` or `.js`. A wrapped shard is decoded
+only where a tensor lies: bytes [a, b) of a shard are the base64 characters
+[4 * (a // 3), 4 * ceil(b / 3)). A spec may carry `quantization`:
+`{"dtype": "uint8"|"uint16", "min", "scale"}` (value = q * scale + min) or `{"dtype": "float16"}`.
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import math
+import mmap
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,11 +49,45 @@ _DTYPES = {
 _SNIFF_BYTES = 256 * 1024
 _MANIFEST_KEY = re.compile(rb'"weightsManifest"\s*:\s*\[')
 _GROUP_START = re.compile(rb"^\s*\[\s*\{")
+# in JS the key may be bare, quoted, or quoted inside a JSON.parse("...") string
+_JS_MANIFEST_KEY = re.compile(rb"""\bweightsManifest\\?["']?\s*:\s*\[""")
+_JS_SUFFIXES = (".js", ".mjs", ".cjs")
+_SHARD_SUFFIXES = ("", ".min.js", ".js")  # tried in order after a manifest path
+# where a wrapped literal starts; a shard's must lie in the file's first _HEAD_BYTES
+_JS_EXPORT = re.compile(r"(?:\bexports\s*=(?!=)|\bexport\s+default\b)\s*(?:JSON\.parse\(\s*)?")
+_HEAD_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class _Shard:
+    """One shard file: raw bytes, or a base64 string at bytes [start, stop) of a JS module."""
+
+    path: Path
+    size: int  # bytes it adds to its group's stream
+    payload: tuple[int, int] | None = None  # (start, stop) of the base64 text; None when raw
+
+    def read(self, lo: int, hi: int) -> bytes:
+        """Bytes [lo, hi) of this shard, 0 <= lo <= hi <= size; fewer where the file is short."""
+        with self.path.open("rb") as fh:
+            if self.payload is None:
+                fh.seek(lo)
+                return fh.read(hi - lo)
+            start, stop = self.payload
+            first = start + 4 * (lo // 3)
+            # the read that ends the shard takes the whole tail, so a stray character is seen
+            last = stop if hi == self.size else min(start + 4 * -(-hi // 3), stop)
+            fh.seek(first)
+            text = fh.read(last - first)
+        try:
+            raw = _decode_base64(text)
+        except ValueError as exc:
+            raise _BadPayload(self.path, str(exc)) from None
+        return raw[lo % 3 : lo % 3 + hi - lo]
 
 
 @dataclass(frozen=True)
 class _Spec:
-    files: tuple[Path, ...]  # the group's shard files, in stream order
+    shards: tuple[_Shard, ...]  # the group's shards, in stream order
     offset: int  # first byte in the group's concatenated stream
     nbytes: int
     stored: str  # element type in the file
@@ -54,13 +104,18 @@ class TFJSCheckpoint(Checkpoint):
 
     @classmethod
     def sniff(cls, path: Path, head: bytes) -> bool:
-        if path.suffix.lower() != ".json":
+        suffix = path.suffix.lower()
+        if suffix != ".json" and suffix not in _JS_SUFFIXES:
             return False
         with path.open("rb") as fh:
             start = fh.read(_SNIFF_BYTES)
             size = fh.seek(0, 2)
             fh.seek(max(size - _SNIFF_BYTES, len(start)))
             end = fh.read()
+        if suffix in _JS_SUFFIXES:
+            return bool(
+                _JS_MANIFEST_KEY.search(start) or _JS_MANIFEST_KEY.search(start[-64:] + end)
+            )
         if _GROUP_START.match(start):
             return b'"paths"' in start and b'"weights"' in start
         return start.lstrip().startswith(b"{") and bool(
@@ -69,10 +124,21 @@ class TFJSCheckpoint(Checkpoint):
 
     def __init__(self, path: Path) -> None:
         super().__init__(path)
+        wrapped = path.suffix.lower() in _JS_SUFFIXES
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            text = path.read_text(encoding="utf-8")
+            data = _module_literal(text) if wrapped else json.loads(text)
         except (OSError, ValueError) as exc:
-            raise StriateError(f"unreadable JSON: {exc}", path=path) from exc
+            raise StriateError(
+                f"unreadable {'JS' if wrapped else 'JSON'}: {exc}", path=path
+            ) from exc
+        if data is None:
+            raise StriateError(
+                "no TF.js model in this JS module (looked for `exports = {...}` or "
+                "`export default {...}` holding a `weightsManifest`)",
+                path=path,
+                hint="give the model's model.json or its JS-wrapped model file",
+            )
         if isinstance(data, dict):
             manifest = data.get("weightsManifest")
             self.metadata = {k: v for k, v in data.items() if isinstance(v, str)}
@@ -86,18 +152,21 @@ class TFJSCheckpoint(Checkpoint):
 
     def _add_group(self, group: Any) -> None:
         try:
-            files = tuple(self.path.parent / str(p) for p in group["paths"])
+            paths = [str(p) for p in group["paths"]]
             weights = list(group["weights"])
         except (KeyError, TypeError) as exc:
             raise StriateError(f"malformed manifest group: {exc!r}", path=self.path) from exc
-        missing = [f.name for f in files if not f.is_file()]
+        found = {p: _find_shard(self.path.parent / p) for p in paths}
+        missing = [p for p, f in found.items() if f is None]
         if missing and weights:
             raise StriateError(
                 f"missing shard file(s) {', '.join(missing)} beside the manifest",
                 path=self.path,
                 tensor=str(weights[0].get("name")),
-                hint="download every file the manifest's `paths` lists",
+                hint="download every file the manifest's `paths` lists "
+                "(a wrapped shard NAME.min.js or NAME.js is taken too)",
             )
+        shards = tuple(_open_shard(f) for f in found.values() if f is not None)
         offset = 0
         for w in weights:
             name = str(w["name"])
@@ -118,7 +187,7 @@ class TFJSCheckpoint(Checkpoint):
             nbytes = numel * np.dtype(_DTYPES[stored]).itemsize
             scale, minimum = quant.get("scale"), quant.get("min")
             self._specs[name] = _Spec(
-                files,
+                shards,
                 offset,
                 nbytes,
                 stored,
@@ -126,43 +195,36 @@ class TFJSCheckpoint(Checkpoint):
                 None if scale is None else float(scale),
                 None if minimum is None else float(minimum),
             )
-            first = self._first_file(files, offset)
+            first = _shard_at(shards, offset)
             self._infos[name] = TensorInfo(name, shape, stored, nbytes, first)
             offset += nbytes
 
-    @staticmethod
-    def _first_file(files: tuple[Path, ...], offset: int) -> Path:
-        for f in files:
-            size = f.stat().st_size
-            if offset < size:
-                return f
-            offset -= size
-        return files[-1]
-
     @property
     def files(self) -> list[Path]:
-        return [self.path, *dict.fromkeys(f for s in self._specs.values() for f in s.files)]
+        shards = (s.path for spec in self._specs.values() for s in spec.shards)
+        return [self.path, *dict.fromkeys(shards)]
 
     def _read(self, name: str) -> npt.NDArray[Any]:
         spec = self._specs[name]
-        raw = bytearray()
         start, end = spec.offset, spec.offset + spec.nbytes
-        pos = 0  # where the current file starts in the group's stream
-        for f in spec.files:
-            size = f.stat().st_size
-            if start < pos + size and end > pos:
-                with f.open("rb") as fh:
-                    fh.seek(max(start - pos, 0))
-                    raw += fh.read(min(end, pos + size) - max(start, pos))
-            pos += size
-        if len(raw) != spec.nbytes:
+        try:
+            raw = _read_stream(spec.shards, start, end)
+        except _BadPayload as exc:
             raise StriateError(
-                f"bytes {start}..{end} of the shard stream but the shard files hold {pos}",
-                path=spec.files[-1],
+                f"the shard's payload is not valid base64: {exc.reason}",
+                path=exc.path,
+                tensor=name,
+                hint="the file is damaged or not a base64-wrapped shard",
+            ) from None
+        if len(raw) != spec.nbytes:
+            held = sum(s.size for s in spec.shards)
+            raise StriateError(
+                f"bytes {start}..{end} of the shard stream but the shard files hold {held}",
+                path=spec.shards[-1].path,
                 tensor=name,
                 hint="a shard file is truncated or the manifest belongs to other files",
             )
-        q = np.frombuffer(bytes(raw), dtype=_DTYPES[spec.stored])
+        q = np.frombuffer(raw, dtype=_DTYPES[spec.stored])
         if spec.scale is not None and spec.minimum is not None:
             # TF.js dequantizes in float64 (JS numbers) and stores float32
             values = q.astype(np.float64) * spec.scale + spec.minimum
@@ -170,3 +232,211 @@ class TFJSCheckpoint(Checkpoint):
                 values = np.floor(values + 0.5)  # JS Math.round
             return values.astype(np.float32).reshape(self._infos[name].shape)
         return q.astype(np.float32).reshape(self._infos[name].shape)
+
+
+# --- shards -------------------------------------------------------------------------------
+
+
+class _BadPayload(Exception):
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(reason)
+        self.path, self.reason = path, reason
+
+
+def _find_shard(named: Path) -> Path | None:
+    for suffix in _SHARD_SUFFIXES:
+        candidate = named.with_name(named.name + suffix)
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _open_shard(path: Path) -> _Shard:
+    """A raw shard, or a JS-wrapped one whose base64 payload is located once, here."""
+    if path.suffix.lower() not in _JS_SUFFIXES:
+        return _Shard(path, path.stat().st_size)
+    with path.open("rb") as fh:
+        head = fh.read(_HEAD_BYTES).decode("latin-1")  # one character per byte: offsets agree
+        # the first exported string; `module.exports=d()` in a UMD header is code, passed over
+        quoted = (
+            m.end() for m in _JS_EXPORT.finditer(head) if head.startswith(("'", '"'), m.end())
+        )
+        start = next(quoted, -1) + 1
+        if start == 0:
+            raise StriateError(
+                'no base64 shard in this JS module (looked for `exports = "..."` or '
+                '`export default "..."` in its first 64 KiB)',
+                path=path,
+                hint="the manifest names it as a shard: the file is damaged or of another kind",
+            )
+        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            stop = mm.find(head[start - 1].encode(), start)  # base64 has no quotes: it closes
+            tail = mm[max(stop - 2, start) : stop] if stop >= 0 else b""
+    if stop < 0:
+        raise StriateError("the base64 string never closes: the file is truncated", path=path)
+    full, rest = divmod(stop - start, 4)
+    # a padded payload ends in "=" or "=="; an unpadded one ends in a partial quad
+    size = 3 * full - tail.count(b"=") if rest == 0 else 3 * full + max(rest - 1, 0)
+    return _Shard(path, size, (start, stop))
+
+
+def _shard_at(shards: tuple[_Shard, ...], offset: int) -> Path:
+    """The file holding byte `offset` of a group's stream."""
+    for shard in shards:
+        if offset < shard.size:
+            return shard.path
+        offset -= shard.size
+    return shards[-1].path
+
+
+def _read_stream(shards: tuple[_Shard, ...], start: int, end: int) -> bytes:
+    """Bytes [start, end) of a group's shards read back to back; short where they run out."""
+    parts = []
+    pos = 0  # where the current shard starts in the stream
+    for shard in shards:
+        if start < pos + shard.size and end > pos:
+            parts.append(shard.read(max(start - pos, 0), min(end, pos + shard.size) - pos))
+        pos += shard.size
+    return b"".join(parts)
+
+
+def _decode_base64(text: bytes) -> bytes:
+    """Whole quads of base64 (an unpadded tail is fine); ValueError says what is wrong."""
+    if len(text) % 4 == 1:
+        raise ValueError(f"a stray character ends it ({len(text)} characters)")
+    padded = text + b"=" * (-len(text) % 4)
+    raw = base64.b64decode(padded, validate=True)  # binascii.Error is a ValueError
+    if len(raw) != 3 * len(padded) // 4 - padded[-2:].count(b"="):
+        raise ValueError("padding inside it")  # Python < 3.11 decodes past inner padding
+    return raw
+
+
+# --- JS literals --------------------------------------------------------------------------
+
+_JS_SPACE = re.compile(r"(?:\s+|//[^\n]*|/\*.*?\*/)*", re.DOTALL)
+_JS_TOKEN = re.compile(
+    r"""(?P<string>"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')
+      | (?P<number>-?(?:Infinity|0[xX][0-9a-fA-F]+|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?))
+      | (?P<bang>![01])
+      | (?P<word>[A-Za-z_$][\w$]*)
+      | (?P<punct>[{}\[\]:,])""",
+    re.VERBOSE | re.DOTALL,
+)
+_JS_WORDS: dict[str, Any] = {"true": True, "false": False, "null": None, "NaN": math.nan}
+_JS_ESCAPE = re.compile(
+    r"\\(?:x([0-9a-fA-F]{2})|u\{([0-9a-fA-F]{1,6})\}|u([0-9a-fA-F]{4})|(\r\n|.))", re.DOTALL
+)
+_JS_CHAR_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f", "v": "\v", "0": "\0"}
+_JS_LINE_BREAKS = {"\n", "\r", "\r\n", "\u2028", "\u2029"}  # escaped, they continue the line
+_MAX_DEPTH = 200
+
+
+def _module_literal(text: str) -> Any:
+    """The first literal after an `exports =` / `export default` that holds a TF.js model."""
+    for match in _JS_EXPORT.finditer(text):
+        try:
+            value = _JSLiteral(text, match.end()).value()
+            if isinstance(value, str):  # JSON.parse('...') or a JSON string
+                value = json.loads(value)
+        except ValueError:
+            continue  # code, not data: `module.exports=a()`
+        if isinstance(value, dict) and "weightsManifest" in value:
+            return value
+    return None
+
+
+class _JSLiteral:
+    """One JS literal read as data: objects, arrays, strings, numbers, booleans, null.
+
+    As much JavaScript as minifiers and serializers write for data: bare or quoted keys, single
+    quotes, `.5`, hex, `!0`/`!1` for true/false, trailing commas, comments. Anything else (a call,
+    a variable) raises ValueError.
+    """
+
+    def __init__(self, text: str, pos: int) -> None:
+        self.text = text
+        self.pos = pos
+
+    def value(self, depth: int = 0) -> Any:
+        kind, token = self._next()
+        if depth > _MAX_DEPTH:
+            raise ValueError(f"nested deeper than {_MAX_DEPTH} at {self.pos}")
+        if token == "{":
+            return self._object(depth + 1)
+        if token == "[":
+            return self._array(depth + 1)
+        if kind == "string":
+            return _js_string(token)
+        if kind == "number":
+            return _js_number(token)
+        if kind == "bang":
+            return token == "!0"
+        if kind == "word" and token in _JS_WORDS:
+            return _JS_WORDS[token]
+        raise ValueError(f"not data: {token!r} at {self.pos}")
+
+    def _object(self, depth: int) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        kind, token = self._next()
+        while token != "}":
+            if kind not in ("string", "word", "number"):
+                raise ValueError(f"expected a key, found {token!r} at {self.pos}")
+            key = _js_string(token) if kind == "string" else token
+            if self._next()[1] != ":":
+                raise ValueError(f"expected ':' after key {key!r} at {self.pos}")
+            out[key] = self.value(depth)
+            kind, token = self._next()
+            if token == ",":
+                kind, token = self._next()
+            elif token != "}":
+                raise ValueError(f"expected ',' or '}}', found {token!r} at {self.pos}")
+        return out
+
+    def _array(self, depth: int) -> list[Any]:
+        out: list[Any] = []
+        while True:
+            mark = self.pos
+            if self._next()[1] == "]":
+                return out
+            self.pos = mark
+            out.append(self.value(depth))
+            token = self._next()[1]
+            if token == "]":
+                return out
+            if token != ",":
+                raise ValueError(f"expected ',' or ']', found {token!r} at {self.pos}")
+
+    def _next(self) -> tuple[str, str]:
+        space = _JS_SPACE.match(self.text, self.pos)
+        self.pos = space.end() if space else self.pos
+        match = _JS_TOKEN.match(self.text, self.pos)
+        if match is None or match.lastgroup is None:
+            raise ValueError(f"unexpected {self.text[self.pos : self.pos + 20]!r} at {self.pos}")
+        self.pos = match.end()
+        return match.lastgroup, match.group()
+
+
+def _js_string(token: str) -> str:
+    body = token[1:-1]
+    if "\\" not in body:
+        return body
+    text = _JS_ESCAPE.sub(_js_unescape, body)
+    # a pair of \uD83D\uDE00-style escapes is one character (Python's json writes them)
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def _js_unescape(m: re.Match[str]) -> str:
+    code = m.group(1) or m.group(2) or m.group(3)
+    if code:
+        return chr(int(code, 16))
+    char = m.group(4)
+    return "" if char in _JS_LINE_BREAKS else _JS_CHAR_ESCAPES.get(char, char)
+
+
+def _js_number(token: str) -> int | float:
+    digits = token.lstrip("-")
+    if digits[:2] in ("0x", "0X"):
+        return int(token, 16)
+    if digits.isdigit():
+        return int(token)
+    return float(token)

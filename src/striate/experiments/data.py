@@ -73,7 +73,7 @@ def load(name: str, *, n_train: int = 0, n_test: int = 0, seed: int = 0) -> Data
 
 
 def _digits() -> tuple[np.ndarray, np.ndarray]:
-    from sklearn.datasets import load_digits  # type: ignore[import-untyped]
+    from sklearn.datasets import load_digits
 
     bunch = load_digits()
     return bunch.images[:, None].astype(np.float32) / 16.0, bunch.target.astype(np.int64)
