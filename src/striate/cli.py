@@ -269,7 +269,7 @@ OutOption = Annotated[Path, typer.Option("--out", "-o", help="Run directory.")]
 @app.command()
 def experiment(
     name: Annotated[
-        str, typer.Argument(help="grokking, weight-decay, memorization, lmc or lottery.")
+        str, typer.Argument(help="grokking, weight-decay, memorization, lmc, lottery or banding.")
     ],
     out: OutOption,
     preset: Annotated[str, typer.Option("--preset", help="quick (minutes) or full.")] = "quick",

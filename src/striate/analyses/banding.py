@@ -235,7 +235,8 @@ class NMFView:
 
     rgb: np.ndarray  # of shape (out, kh, kw, 3) in [0, 1], in file order (see nmf_view)
     order: np.ndarray  # of shape (out,): neurons sorted by similarity of their reduced forms
-    factors: np.ndarray  # of shape (3, 2 * in): unit-norm loadings on [W+, W-] channels (R, G, B)
+    factors: np.ndarray  # of shape (k, 2 * in), k = 3 (2 for one input channel): unit-norm
+    # loadings on the [W+, W-] channels, in colour order R, G, B
     error: float  # Frobenius norm of X - A @ factors, X the [W+, W-] position-by-channel matrix
     relative_error: float  # error / ||X||
 
@@ -272,6 +273,7 @@ def nmf_view(kernels: np.ndarray, *, n_factors: int = 3, seed: int = 0) -> NMFVi
     x = np.concatenate([np.maximum(w, 0), np.maximum(-w, 0)], axis=1)  # [out, 2in, kh, kw]
     x = x.transpose(0, 2, 3, 1).reshape(out * kh * kw, 2 * n_in)  # one row per position
     # float32 halves the time at the same error to 1e-5 (VGG16's 512x512x3x3: 0.6 s)
+    n_factors = min(n_factors, *x.shape)  # one input channel gives 2 columns: 2 factors
     model = NMF(n_components=n_factors, init="nndsvda", random_state=seed, max_iter=400, tol=1e-4)
     with warnings.catch_warnings():  # a slow last digit is no reason to warn: error is returned
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -283,7 +285,7 @@ def nmf_view(kernels: np.ndarray, *, n_factors: int = 3, seed: int = 0) -> NMFVi
     spread = tiles - tiles.min(axis=(1, 2), keepdims=True)
     peak = spread.max(axis=(1, 2, 3), keepdims=True)
     rgb = np.divide(spread, peak, out=np.zeros_like(spread), where=peak > 0)
-    if n_factors < 3:
+    if n_factors < 3:  # the missing colours stay dark
         rgb = np.concatenate([rgb, np.zeros((out, kh, kw, 3 - n_factors))], axis=3)
     return NMFView(rgb[..., :3], _similarity_order(tiles.reshape(out, -1)), h, error,
                    error / norm_x if norm_x > 0 else 0.0)  # fmt: skip

@@ -74,8 +74,9 @@ class _Shard:
                 return fh.read(hi - lo)
             start, stop = self.payload
             first = start + 4 * (lo // 3)
-            # the read that ends the shard takes the whole tail, so a stray character is seen
-            last = stop if hi == self.size else min(start + 4 * -(-hi // 3), stop)
+            last = min(start + 4 * -(-hi // 3), stop)
+            if stop - last < 4:  # take a trailing partial quad along: a stray character is seen
+                last = stop
             fh.seek(first)
             text = fh.read(last - first)
         try:
@@ -238,6 +239,8 @@ class TFJSCheckpoint(Checkpoint):
 
 
 class _BadPayload(Exception):
+    """A wrapped shard's base64 does not decode; `_read` names the tensor that needed it."""
+
     def __init__(self, path: Path, reason: str) -> None:
         super().__init__(reason)
         self.path, self.reason = path, reason
@@ -274,9 +277,8 @@ def _open_shard(path: Path) -> _Shard:
             tail = mm[max(stop - 2, start) : stop] if stop >= 0 else b""
     if stop < 0:
         raise StriateError("the base64 string never closes: the file is truncated", path=path)
-    full, rest = divmod(stop - start, 4)
-    # a padded payload ends in "=" or "=="; an unpadded one ends in a partial quad
-    size = 3 * full - tail.count(b"=") if rest == 0 else 3 * full + max(rest - 1, 0)
+    digits = stop - start - (len(tail) - len(tail.rstrip(b"=")))  # padding off
+    size = 3 * (digits // 4) + max(digits % 4 - 1, 0)  # k digits past the last quad: k - 1 bytes
     return _Shard(path, size, (start, stop))
 
 

@@ -25,6 +25,7 @@ EXPERIMENTS = {
     "memorization": "striate.experiments.memorization",
     "lmc": "striate.experiments.lmc",
     "lottery": "striate.experiments.lottery",
+    "banding": "striate.experiments.banding",
 }
 
 

@@ -1,0 +1,303 @@
+"""Weight banding: does global average pooling make the last conv layer encode vertical position?
+
+Petrov et al. ("Weight Banding", Distill 2021) trained a simplified vision network (groups of
+3x3 convolutions separated by L2 pooling, batch norm, global average pooling, one fully
+connected layer) on ImageNet and varied one thing at a time. Their results, our claims:
+
+1. baseline: the last conv layer bands horizontally;
+2. images rotated 90 degrees: the bands turn vertical;
+3. no global pooling (the fully connected layer sees every position): no banding;
+4. pooling along x only: banding leaves the last layer and appears in the one before.
+
+Here the network is scaled to a CPU and to Fashion-MNIST (28x28 grey clothes, the real image
+set available; shared/ASSETS.md): one conv + batch norm + ReLU per group, L2 pooling after the
+first two groups so that the last four groups (the article's 4x and 5a/5b) run at 7x7 as in the
+article. Training uses random horizontal flips and shifts (as ImageNet training does); the
+rotated condition rotates the augmented images, so it is exactly the baseline's data turned by
+90 degrees. Each condition's final checkpoint goes through `striate banding` as a user's would.
+
+    striate experiment banding --out runs/banding --preset full    # ~40 minutes on 2 CPU cores
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import multiprocessing
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from striate.experiments.data import Dataset, load
+from striate.experiments.harness import Condition, Experiment, log_schedule
+
+#: condition -> what changes: the input rotation and the head after the last conv layer
+CONDITIONS: dict[str, dict[str, Any]] = {
+    "baseline": {"rotate": False, "head": "gap"},
+    "rotated": {"rotate": True, "head": "gap"},
+    "no-gap": {"rotate": False, "head": "flatten"},
+    "x-pool": {"rotate": False, "head": "xpool"},
+}
+CLAIMS = (
+    "baseline bands horizontally in its last conv layer",
+    "rotating the images turns the bands vertical",
+    "without global pooling the last layer does not band",
+    "pooling along x moves the bands one layer earlier",
+)
+
+
+@dataclass(frozen=True)
+class Config:
+    dataset: str = "fashion-mnist"  # "fashion-mnist" or "digits" (data.py)
+    n_train: int = 0  # training examples (0: all 60,000)
+    n_test: int = 0  # test examples (0: all 10,000)
+    upsample: int = 1  # nearest-neighbour upsampling of the images (digits: 8x8 -> 16x16)
+    widths: tuple[int, ...] = (16, 32, 32, 48, 64, 64)  # channels of the 6 conv groups
+    pool_after: tuple[int, ...] = (0, 1)  # L2 pooling (2x2) after these groups: 28 -> 14 -> 7
+    epochs: int = 6  # passes over the training set
+    batch_size: int = 128  # minibatch size
+    lr: float = 0.05  # peak SGD learning rate (momentum 0.9), cosine to 0 after 1 warmup epoch
+    weight_decay: float = 5e-4  # SGD weight decay
+    flip: bool = True  # random horizontal flips (before any rotation)
+    shift: int = 2  # random shifts by up to this many pixels (zero padded)
+    conditions: tuple[str, ...] = tuple(CONDITIONS)  # which conditions to train
+    checkpoints: int = 8  # per condition, log-spaced over the steps (banding against step)
+    workers: int = 2  # conditions trained at once, one process and one thread each
+    seed: int = 0  # init, data order and augmentation (the same for every condition)
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "full": {},
+    "quick": {
+        "dataset": "digits",
+        "upsample": 2,
+        "widths": (8, 16, 16, 16, 24, 24),
+        "epochs": 30,
+        "batch_size": 64,
+        "lr": 0.05,
+        "shift": 1,
+        "checkpoints": 4,
+    },
+}
+
+
+class L2Pool(nn.Module):
+    """sqrt(mean of squares) over 2x2 windows, stride 2 (the article's L2 pooling)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, C, H/2, W/2)
+        return torch.sqrt(F.avg_pool2d(x * x, 2) + 1e-6)
+
+
+class Group(nn.Module):
+    """3x3 conv (no bias) + batch norm + ReLU."""
+
+    def __init__(self, c_in: int, c_out: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, c_out, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(c_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.bn(self.conv(x)))
+
+
+class Net(nn.Module):
+    """Conv groups, then the head: global average pool, flatten, or average over x only."""
+
+    def __init__(self, cfg: Config, head: str, side: int, n_classes: int) -> None:
+        super().__init__()
+        widths = (1, *cfg.widths)
+        self.groups = nn.ModuleList(Group(a, b) for a, b in itertools.pairwise(widths))
+        self.pool_after = set(cfg.pool_after)
+        self.pool = L2Pool()
+        self.head = head
+        end = side // 2 ** len(cfg.pool_after)  # side of the last conv layer's output
+        features = {"gap": 1, "flatten": end * end, "xpool": end}[head] * cfg.widths[-1]
+        self.fc = nn.Linear(features, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 1, H, W) -> (B, n_classes)
+        for i, group in enumerate(self.groups):
+            x = group(x)
+            if i in self.pool_after:
+                x = self.pool(x)
+        if self.head == "gap":
+            x = x.mean(dim=(2, 3))  # (B, C)
+        elif self.head == "xpool":
+            x = x.mean(dim=3).flatten(1)  # (B, C * H): rows kept, columns averaged
+        else:
+            x = x.flatten(1)  # (B, C * H * W)
+        return self.fc(x)  # type: ignore[no-any-return]
+
+
+def prepare(x: torch.Tensor, cfg: Config, rotate: bool) -> torch.Tensor:
+    """Upsample, then rotate by 90 degrees (counter-clockwise) when asked."""
+    if cfg.upsample > 1:
+        x = x.repeat_interleave(cfg.upsample, dim=2).repeat_interleave(cfg.upsample, dim=3)
+    return torch.rot90(x, 1, dims=(2, 3)) if rotate else x
+
+
+def augment(x: torch.Tensor, cfg: Config, g: torch.Generator) -> torch.Tensor:
+    """Random horizontal flips and shifts (each image its own) of unrotated images (B, C, H, W)."""
+    b, _, h, w = x.shape
+    if cfg.flip:
+        flip = torch.rand(b, generator=g) < 0.5
+        x = torch.where(flip[:, None, None, None], x.flip(3), x)
+    if cfg.shift:
+        s = cfg.shift
+        padded = F.pad(x, (s, s, s, s))  # zeros around: the background of these images
+        dy, dx = torch.randint(0, 2 * s + 1, (2, b, 1), generator=g)
+        rows, cols = dy + torch.arange(h), dx + torch.arange(w)  # (B, H), (B, W)
+        x = padded[torch.arange(b)[:, None, None], :, rows[:, :, None], cols[:, None, :]]
+        x = x.permute(0, 3, 1, 2)  # advanced indexing put the channel axis last
+    return x
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 1000) -> float:
+    model.eval()
+    correct = sum(int((model(x[i : i + batch]).argmax(1) == y[i : i + batch]).sum())
+                  for i in range(0, len(y), batch))  # fmt: skip
+    model.train()
+    return correct / len(y)
+
+
+def train_condition(cfg: Config, cond: Condition, progress: bool = False) -> list[dict[str, Any]]:
+    """Train one condition from the shared seed; save its checkpoints; return its curve rows.
+
+    Runs in a worker process (one torch thread); the data are loaded there.
+    """
+    torch.set_num_threads(1)
+    data: Dataset = load(cfg.dataset, n_train=cfg.n_train, n_test=cfg.n_test, seed=cfg.seed)
+    rotate, head = CONDITIONS[cond.name]["rotate"], CONDITIONS[cond.name]["head"]
+    x_train = prepare(data.x_train, cfg, rotate=False)  # rotated after augmentation
+    x_test = prepare(data.x_test, cfg, rotate=rotate)
+    torch.manual_seed(cfg.seed)
+    model = Net(cfg, head, x_train.shape[2], data.n_classes)
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9,
+                          weight_decay=cfg.weight_decay)  # fmt: skip
+    per_epoch = math.ceil(len(x_train) / cfg.batch_size)
+    steps = cfg.epochs * per_epoch
+    warmup = per_epoch
+    g = torch.Generator().manual_seed(cfg.seed)
+    started, step = time.perf_counter(), 0
+    cond.save(0, model)
+    for epoch in range(cfg.epochs):
+        if progress:
+            print(f"striate experiment banding: {cond.name} epoch {epoch + 1}/{cfg.epochs} "
+                  f"[{time.perf_counter() - started:6.1f} s]", flush=True)  # fmt: skip
+        order = torch.randperm(len(x_train), generator=g)
+        for i in range(0, len(order), cfg.batch_size):
+            lr = cfg.lr * min((step + 1) / warmup, 0.5 * (1 + math.cos(math.pi * step / steps)))
+            for group in opt.param_groups:
+                group["lr"] = lr
+            idx = order[i : i + cfg.batch_size]
+            x = augment(x_train[idx], cfg, g)
+            x = torch.rot90(x, 1, dims=(2, 3)) if rotate else x
+            loss = F.cross_entropy(model(x), data.y_train[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()  # type: ignore[no-untyped-call]
+            opt.step()
+            step += 1
+            if cond.due(step):
+                cond.save(step, model)
+                cond.log(step, train_loss=loss.item(), test_accuracy=accuracy(model, x_test,
+                         data.y_test), seconds=time.perf_counter() - started)  # fmt: skip
+    return cond.rows
+
+
+def _steps(cfg: Config) -> int:
+    n = cfg.n_train or {"digits": 1297, "fashion-mnist": 60000}.get(cfg.dataset, 0)
+    return cfg.epochs * math.ceil(n / cfg.batch_size)
+
+
+def run(cfg: Config, ex: Experiment) -> Path:
+    from striate.banding_scan import run_banding
+    from striate.experiments.banding_figure import draw_conditions, draw_score_curves
+
+    schedule = log_schedule(_steps(cfg), cfg.checkpoints)
+    conds = [ex.condition(name, schedule, **CONDITIONS[name]) for name in cfg.conditions]
+    if cfg.workers > 1 and len(conds) > 1:
+        context = multiprocessing.get_context("spawn")  # a clean interpreter, not a forked torch
+        with ProcessPoolExecutor(min(cfg.workers, len(conds)), mp_context=context) as pool:
+            n = len(conds)
+            results = list(pool.map(train_condition, [cfg] * n, conds, [ex.progress] * n))
+    else:
+        results = [train_condition(cfg, c, ex.progress) for c in conds]
+    for cond, rows in zip(conds, results, strict=True):
+        cond.rows = rows
+    ex.say("scoring banding at every checkpoint")
+    layers, curves = [], []
+    for cond in conds:
+        final = cond.folder / f"step_{max(schedule):07d}.safetensors"
+        table = run_banding(final, ex.out / "banding" / cond.name)
+        layers.append(table.assign(condition=cond.name, step=max(schedule)))
+        for step in schedule[1:]:
+            checkpoint = cond.folder / f"step_{step:07d}.safetensors"
+            curves.append(_last_layers(checkpoint, cfg).assign(condition=cond.name, step=step))
+    by_layer = pd.concat(layers, ignore_index=True)
+    metrics = pd.concat([c.metrics().assign(condition=c.name) for c in conds], ignore_index=True)
+    over_steps = pd.concat(curves, ignore_index=True).merge(metrics, on=["condition", "step"])
+    from striate import store
+
+    store.write_table(ex.out / "banding.parquet", by_layer)
+    store.write_table(ex.out / "banding_steps.parquet", over_steps)
+    store.write_table(ex.out / "metrics.parquet", metrics)
+    summary = summarize(by_layer, metrics)
+    figures = [
+        draw_conditions(ex.out, conds, summary, cfg),
+        draw_score_curves(ex.out, over_steps),
+    ]
+    return ex.finish(summary, figures)
+
+
+def _last_layers(checkpoint: Path, cfg: Config) -> pd.DataFrame:
+    """Banding score of every conv layer of one checkpoint (no images)."""
+    from striate.analyses.banding import banding_score
+    from striate.checkpoint import open_checkpoint
+
+    rows = []
+    with open_checkpoint(checkpoint) as ckpt:
+        for i in range(len(cfg.widths)):
+            b = banding_score(ckpt.read(f"groups.{i}.conv.weight"))
+            rows.append({"group": i, **b.row()})
+    table: pd.DataFrame = pd.DataFrame(rows)
+    return table
+
+
+def summarize(by_layer: pd.DataFrame, metrics: pd.DataFrame) -> dict[str, Any]:
+    """Per condition: accuracy and each group's score and direction; the four claims."""
+    scored = by_layer[by_layer["banding_score"].notna()]
+    per: dict[str, Any] = {}
+    for name, table in scored.groupby("condition", sort=False):
+        final = metrics[metrics["condition"] == name].sort_values("step").iloc[-1]
+        per[str(name)] = {
+            "test_accuracy": float(final["test_accuracy"]),
+            "score": [float(s) for s in table["banding_score"]],
+            "z": [float(z) for z in table["banding_z"]],
+            "direction": list(table["banding_direction"]),
+        }
+
+    def last(name: str, back: int = 1) -> tuple[str, float]:
+        c = per.get(name)
+        return ("missing", math.nan) if c is None else (c["direction"][-back], c["score"][-back])
+
+    claims: dict[str, bool] = {}
+    if "baseline" in per:
+        claims[CLAIMS[0]] = last("baseline")[0] == "horizontal"
+    if "rotated" in per:
+        claims[CLAIMS[1]] = last("rotated")[0] == "vertical"
+    if "no-gap" in per and "baseline" in per:
+        direction, score = last("no-gap")
+        claims[CLAIMS[2]] = direction == "none" and abs(score) < abs(last("baseline")[1])
+    if "x-pool" in per:
+        claims[CLAIMS[3]] = last("x-pool")[0] == "none" and last("x-pool", 2)[0] == "horizontal"
+    return {"conditions": per, "claims": claims}
+
+
+__all__ = ["CONDITIONS", "PRESETS", "Config", "Net", "run", "summarize", "train_condition"]
