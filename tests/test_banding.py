@@ -94,7 +94,7 @@ def test_finding_and_layouts() -> None:
 
 def _positions_by_channels(kernels: np.ndarray) -> np.ndarray:
     """X of the NMF built by loops, independently of `nmf_view`: one row per (neuron, r, c)."""
-    out, n_in, kh, kw = kernels.shape
+    out, _, kh, kw = kernels.shape
     rows = []
     for o in range(out):
         for r in range(kh):
@@ -161,8 +161,9 @@ def _convnet(path: Path) -> dict[str, np.ndarray]:
     tensors = {
         "features.0.weight": RNG.normal(size=(16, 3, 3, 3)).astype(np.float32),
         "features.2.weight": RNG.normal(size=(32, 16, 3, 3)).astype(np.float32),
-        "features.4.weight": (row_constant(32, 32, 3, 3) + 0.2 * RNG.normal(size=(32, 32, 3, 3)))
-        .astype(np.float32),
+        "features.4.weight": (
+            row_constant(32, 32, 3, 3) + 0.2 * RNG.normal(size=(32, 32, 3, 3))
+        ).astype(np.float32),
         "features.6.weight": RNG.normal(size=(8, 32, 1, 1)).astype(np.float32),
         "classifier.weight": RNG.normal(size=(10, 8)).astype(np.float32),
     }

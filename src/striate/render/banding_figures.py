@@ -38,7 +38,7 @@ def nmf_grid(view: NMFView, neurons: np.ndarray, *, cell: int = 6, gap: int = 2)
     >>> from striate.analyses.banding import nmf_view
     >>> v = nmf_view(np.random.default_rng(0).normal(size=(10, 4, 3, 3)))
     >>> nmf_grid(v, v.order, cell=2, gap=1).shape  # 4 columns, 3 rows of 6x6 tiles
-    (21, 28, 3)
+    (20, 27, 3)
     """
     _, kh, kw, _ = view.rgb.shape
     cols = max(1, math.ceil(math.sqrt(len(neurons) * kh / kw)))
