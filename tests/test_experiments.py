@@ -120,7 +120,8 @@ def test_unknown_names_are_one_line_errors(tmp_path: Path) -> None:
         run_experiment("grokking", tmp_path, preset="huge")
     with pytest.raises(StriateError, match="unknown setting 'lr2'"):
         run_experiment("grokking", tmp_path, overrides=["lr2=1"])
-    assert set(EXPERIMENTS) == {"grokking", "weight-decay", "memorization", "lmc", "lottery"}
+    assert set(EXPERIMENTS) == {"grokking", "weight-decay", "memorization", "lmc", "lottery",
+                                "banding"}  # fmt: skip
 
 
 TINY = ["p=11", "steps=30", "checkpoints=5", "d_embed=8", "d_hidden=8", "eval_every=10"]
