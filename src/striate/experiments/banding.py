@@ -24,6 +24,7 @@ from __future__ import annotations
 import itertools
 import math
 import multiprocessing
+import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -170,9 +171,11 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 10
 def train_condition(cfg: Config, cond: Condition, progress: bool = False) -> list[dict[str, Any]]:
     """Train one condition from the shared seed; save its checkpoints; return its curve rows.
 
-    Runs in a worker process (one torch thread); the data are loaded there.
+    Runs in a worker process (one torch thread); the data are loaded there. A worker whose
+    parent has died (killed, not interrupted) stops instead of training on for nobody.
     """
     torch.set_num_threads(1)
+    parent = os.getppid()
     data: Dataset = load(cfg.dataset, n_train=cfg.n_train, n_test=cfg.n_test, seed=cfg.seed)
     rotate, head = CONDITIONS[cond.name]["rotate"], CONDITIONS[cond.name]["head"]
     x_train = prepare(data.x_train, cfg, rotate=False)  # rotated after augmentation
@@ -204,6 +207,8 @@ def train_condition(cfg: Config, cond: Condition, progress: bool = False) -> lis
             loss.backward()  # type: ignore[no-untyped-call]
             opt.step()
             step += 1
+            if step % 50 == 0 and os.getppid() != parent:  # orphaned: leave now, quietly
+                os._exit(1)
             if cond.due(step):
                 cond.save(step, model)
                 cond.log(step, train_loss=loss.item(), test_accuracy=accuracy(model, x_test,
