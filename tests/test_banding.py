@@ -194,6 +194,22 @@ def test_keras_layout_through_the_reader(tmp_path: Path) -> None:
     assert list(table["banding_direction"]) == ["horizontal"]
 
 
+def test_onnx_layout_through_the_reader(tmp_path: Path) -> None:
+    onnx = pytest.importorskip("onnx")
+    from onnx import helper, numpy_helper
+
+    kernels = {"conv1.weight": RNG.normal(size=(8, 4, 3, 3)).astype(np.float32),
+               "conv2.weight": row_constant(16, 8, 3, 3).transpose(0, 1, 3, 2).copy()}  # fmt: skip
+    out = helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [16, 8, 3, 3])
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["conv2.weight"], ["y"])], "g", [], [out],
+        initializer=[numpy_helper.from_array(a, n) for n, a in kernels.items()],
+    )  # fmt: skip
+    onnx.save(helper.make_model(graph), str(tmp_path / "net.onnx"))
+    table = run_banding(tmp_path / "net.onnx", tmp_path / "out")
+    assert list(table["banding_direction"]) == ["none", "vertical"]  # ONNX is [out, in, kh, kw]
+
+
 def test_cli_banding(tmp_path: Path) -> None:
     _convnet(tmp_path / "net.safetensors")
     out = tmp_path / "bands"
