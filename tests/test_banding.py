@@ -182,6 +182,8 @@ def test_scan_reports_banding(tmp_path: Path) -> None:
     banding = run.findings[run.findings["kind"] == "banding"]
     assert list(banding["tensor"]) == ["features.4.weight"]
     assert (tmp_path / "run" / t.loc["features.4.weight", "banding_image"]).is_file()
+    report = (tmp_path / "run" / "index.html").read_text()
+    assert "Weight banding" in report and t.loc["features.4.weight", "banding_image"] in report
 
 
 def test_keras_layout_through_the_reader(tmp_path: Path) -> None:

@@ -81,6 +81,14 @@ def render_report(run: Run) -> str:
                            if c in run.ffn_layers.columns]  # fmt: skip
             parts.append(_table(run.ffn_layers, ffn_columns, 200))
         parts.append(_figures(figures["ffn"]))
+    if "banding_score" in run.tensors:
+        convs = run.tensors[run.tensors["banding_score"].notna()]
+        parts.append("<h2>Weight banding (conv layers)</h2>")
+        band_columns = ["name", "banding_rows", "banding_cols", "banding_score", "banding_z",
+                        "banding_direction"]  # fmt: skip
+        parts.append(_table(convs, band_columns, 500))
+        if "banding_image" in convs:
+            parts.append(_figures([p for p in convs["banding_image"] if isinstance(p, str)]))
     parts.append("<h2>Tensors</h2>")
     parts.append(_gallery(run.tensors))
     body = "\n".join(parts)
