@@ -24,7 +24,13 @@ import pandas as pd
 
 from striate import store
 from striate._version import __version__
-from striate.analyses.dynamics import DynamicsConfig, checkpoint_dynamics, layer_alignment
+from striate.analyses.dynamics import (
+    DynamicsConfig,
+    TopFactors,
+    alignment_from_factors,
+    dynamics_from_factors,
+    top_factors,
+)
 from striate.analyses.spectrum import as_matrix
 from striate.anatomy import anatomy_of
 from striate.checkpoint import Checkpoint, open_checkpoint
@@ -165,8 +171,7 @@ def track(
     )
     checkpoints = [open_checkpoint(ref.path) for ref in refs]
     try:
-        dynamics_table = _dynamics(refs, checkpoints, dyn)
-        alignment_table = _alignment(refs, checkpoints, dyn)
+        dynamics_table, alignment_table = _dynamics_and_alignment(refs, checkpoints, dyn)
     finally:
         for ckpt in checkpoints:
             ckpt.close()
@@ -207,47 +212,66 @@ def _as_matrix(ckpt: Checkpoint, name: str, layout: str | None) -> np.ndarray:
     return m
 
 
-def _dynamics(
+def _dynamics_and_alignment(
     refs: list[CheckpointRef], ckpts: list[Checkpoint], config: DynamicsConfig
-) -> pd.DataFrame:
-    """Per matrix present with one shape in every checkpoint, per step: checkpoint_dynamics.
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The dynamics and alignment tables, one SVD per checkpoint and matrix (`top_factors`).
 
-    Streams one tensor at a time: the first, previous, current and final versions of it."""
+    Dynamics: per matrix present with one shape in every checkpoint, per step. Alignment: per
+    step, consecutive linear matrices [out, in] whose shapes chain (out_l == in_l+1). Held: the
+    top-k factors of every such matrix at the final, the previous and the current checkpoint,
+    and three versions of one tensor at a time (first, previous, current: read again, not kept).
+    """
     shared = _matrices(ckpts[0])
     for ckpt in ckpts[1:]:
         shapes = {n: ckpt.info(n).shape for n in ckpt.names()}
         shared = {n: lay for n, lay in shared.items() if shapes.get(n) == ckpts[0].info(n).shape}
-    rows = []
-    for name, layout in shared.items():
-        first = _as_matrix(ckpts[0], name, layout)
-        final = _as_matrix(ckpts[-1], name, layout)
-        previous = None
-        for ref, ckpt in zip(refs, ckpts, strict=True):
-            current = _as_matrix(ckpt, name, layout)
-            values = checkpoint_dynamics(current, first, previous, final, config)
-            rows.append({"step": ref.step, "tensor": name, **values})
-            previous = current
-    table: pd.DataFrame = pd.DataFrame(rows)
-    return table
+    k, last = config.top_k, len(ckpts) - 1
+    final = {n: top_factors(_as_matrix(ckpts[-1], n, lay), k) for n, lay in shared.items()}
+    # a matrix that `as_matrix` leaves as stored has the factors alignment needs
+    as_stored = {n for n, lay in shared.items()
+                 if len(ckpts[0].info(n).shape) == 2 and lay not in ("conv1d", "hwio")}  # fmt: skip
+    rows: dict[str, list[dict[str, Any]]] = {n: [] for n in shared}
+    alignment_rows: list[dict[str, Any]] = []
+    previous: dict[str, TopFactors] = {}
+    for t, (ref, ckpt) in enumerate(zip(refs, ckpts, strict=True)):
+        current: dict[str, TopFactors] = {}
+        for name, layout in shared.items():
+            w_t = _as_matrix(ckpt, name, layout)
+            w_0 = _as_matrix(ckpts[0], name, layout)
+            w_prev = None if t == 0 else _as_matrix(ckpts[t - 1], name, layout)
+            current[name] = final[name] if t == last else top_factors(w_t, k)
+            values = dynamics_from_factors(
+                w_t, w_0, w_prev, current[name], previous.get(name), final[name]
+            )
+            rows[name].append({"step": ref.step, "tensor": name, **values})
+        known = {n: current[n] for n in as_stored}
+        alignment_rows += _alignment_rows(ref, ckpt, known, k)
+        previous = current
+    dynamics: pd.DataFrame = pd.DataFrame([row for name in shared for row in rows[name]])
+    alignment = pd.DataFrame(alignment_rows, columns=["step", "tensor", "next_tensor", "alignment"])
+    return dynamics, alignment
 
 
-def _alignment(
-    refs: list[CheckpointRef], ckpts: list[Checkpoint], config: DynamicsConfig
-) -> pd.DataFrame:
-    """Per step, consecutive linear matrices [out, in] whose shapes chain (out_l == in_l+1)."""
+def _alignment_rows(
+    ref: CheckpointRef, ckpt: Checkpoint, known: dict[str, TopFactors], k: int
+) -> list[dict[str, Any]]:
+    """One checkpoint's alignment rows; `known`: factors already computed for this checkpoint,
+    to which the other matrices' are added (an inner layer is in two pairs)."""
+    anat = anatomy_of(ckpt)
+    linear = [n for n in ckpt.names()
+              if len(ckpt.info(n).shape) == 2 and anat[n].layout in ("linear", None)
+              and anat[n].role not in ("embedding", "position_embedding")]  # fmt: skip
     rows = []
-    for ref, ckpt in zip(refs, ckpts, strict=True):
-        anat = anatomy_of(ckpt)
-        linear = [n for n in ckpt.names()
-                  if len(ckpt.info(n).shape) == 2 and anat[n].layout in ("linear", None)
-                  and anat[n].role not in ("embedding", "position_embedding")]  # fmt: skip
-        for a, b in itertools.pairwise(linear):
-            if ckpt.info(a).shape[0] != ckpt.info(b).shape[1]:
-                continue
-            value = layer_alignment(ckpt.read(a), ckpt.read(b), config)
-            rows.append({"step": ref.step, "tensor": a, "next_tensor": b, "alignment": value})
-    table: pd.DataFrame = pd.DataFrame(rows, columns=["step", "tensor", "next_tensor", "alignment"])
-    return table
+    for a, b in itertools.pairwise(linear):
+        if ckpt.info(a).shape[0] != ckpt.info(b).shape[1]:
+            continue
+        for n in (a, b):
+            if n not in known:
+                known[n] = top_factors(ckpt.read(n), k)
+        value = alignment_from_factors(known[a], known[b])
+        rows.append({"step": ref.step, "tensor": a, "next_tensor": b, "alignment": value})
+    return rows
 
 
 def _read_metrics(path: Path) -> pd.DataFrame:

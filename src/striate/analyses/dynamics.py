@@ -16,11 +16,16 @@ For a series of checkpoints W_0, ..., W_T of one matrix (rows, cols) = (out, in)
 vectors) against the input space of W_{l+1} (top-k right singular vectors).
 
 Differences are taken in float64 (the difference of two float32 numbers is exact there). The
-SVD is LAPACK's full `gesdd` on float64 (`top_singular`), fine for the matrices of a checkpoint
-series (a 4096 x 4096 matrix: a few seconds). A top-k subspace is only defined when s_k > 0 and
-s_k > s_{k+1}: k is clipped to the smaller side and to the numerical rank (spectrum's tolerance)
-of both matrices, so directions of the null space never enter an overlap; near-equal s_k and
-s_{k+1} (e.g. a random init) make the overlap noisy, not wrong. NaN/Inf weights give NaN.
+SVD is LAPACK's economy `gesdd` on float64 (`top_singular`), fine for the matrices of a checkpoint
+series (a 4096 x 4096 matrix: a few seconds). A series needs one per checkpoint and matrix: keep
+each one's top-k factors (`top_factors`) and pass them to `dynamics_from_factors` and
+`alignment_from_factors`, as `striate track` does; an update's spectrum needs only singular
+values (`striate.analyses.spectrum.singular_values`). A top-k subspace is only defined when
+s_k > 0 and s_k > s_{k+1}: k is clipped to the smaller side and to the numerical rank
+(spectrum's tolerance) of both matrices, so directions of the null space never enter an
+overlap; near-equal s_k and s_{k+1} (e.g. a random init) make the overlap noisy, not wrong.
+The overlaps depend on the subspaces only, not on the signs LAPACK gives singular vectors.
+NaN/Inf weights give NaN.
 """
 
 from __future__ import annotations
@@ -36,9 +41,13 @@ from striate.analyses.spectrum import SpectrumConfig, singular_values, spectrum_
 __all__ = [
     "DYNAMICS_KEYS",
     "DynamicsConfig",
+    "TopFactors",
+    "alignment_from_factors",
     "checkpoint_dynamics",
+    "dynamics_from_factors",
     "layer_alignment",
     "subspace_overlap",
+    "top_factors",
     "top_singular",
     "update_metrics",
 ]
@@ -64,7 +73,8 @@ class DynamicsConfig:
 def top_singular(m: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The top-k singular triplets of the 2-D matrix `m` (rows, cols), float64:
     U_k (rows, k), S_k (k,) descending, Vh_k (k, cols); k clipped to min(rows, cols).
-    All NaN when m holds NaN or Inf. Full SVD of m in float64 (`np.linalg.svd`).
+    All NaN when m holds NaN or Inf. Economy SVD of m in float64 (`np.linalg.svd`); the
+    triplets are copies, so the full factors are freed.
 
     >>> u, s, vh = top_singular(np.diag([1.0, 3.0, 2.0]), 2)
     >>> s, np.abs(u[:, 0])
@@ -77,7 +87,35 @@ def top_singular(m: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndar
     if not np.isfinite(m).all():
         return np.full((rows, k), np.nan), np.full(k, np.nan), np.full((k, cols), np.nan)
     u, s, vh = np.linalg.svd(np.asarray(m, dtype=np.float64), full_matrices=False)
-    return u[:, :k], s[:k], vh[:k]
+    return u[:, :k].copy(), s[:k].copy(), vh[:k].copy()
+
+
+@dataclass(frozen=True)
+class TopFactors:
+    """What the overlaps need of one matrix (rows, cols): its top-k singular triplets
+    (`top_singular`) u (rows, k), s (k,), vh (k, cols), float64, and `rank`, how many of them
+    are above the numerical-rank tolerance (0 for a zero or non-finite matrix)."""
+
+    u: np.ndarray
+    s: np.ndarray
+    vh: np.ndarray
+    rank: int
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """The shape (rows, cols) of the matrix."""
+        return self.u.shape[0], self.vh.shape[1]
+
+
+def top_factors(m: np.ndarray, k: int) -> TopFactors:
+    """The `TopFactors` of the 2-D matrix `m` (rows, cols): one SVD (`top_singular`).
+
+    >>> f = top_factors(np.diag([3.0, 2.0, 0.0]), 8)
+    >>> f.s, f.rank, f.shape
+    (array([3., 2., 0.]), 2, (3, 3))
+    """
+    u, s, vh = top_singular(m, k)
+    return TopFactors(u, s, vh, _rank(s, m.shape))
 
 
 def subspace_overlap(a: np.ndarray, b: np.ndarray) -> float:
@@ -133,14 +171,12 @@ def _rank(s: np.ndarray, shape: tuple[int, ...]) -> int:
     return int(np.count_nonzero(s > tol))
 
 
-def _overlaps(w: np.ndarray, v: np.ndarray, k: int) -> tuple[float, float]:
+def _overlaps(a: TopFactors, b: TopFactors) -> tuple[float, float]:
     """(left, right) top-k subspace overlaps of two matrices of one shape; NaN if undefined."""
-    uw, sw, vhw = top_singular(w, k)
-    uv, sv, vhv = top_singular(v, k)
-    k = min(_rank(sw, w.shape), _rank(sv, v.shape))
+    k = min(a.rank, b.rank)
     if k == 0:
         return math.nan, math.nan
-    return subspace_overlap(uw[:, :k], uv[:, :k]), subspace_overlap(vhw[:k].T, vhv[:k].T)
+    return subspace_overlap(a.u[:, :k], b.u[:, :k]), subspace_overlap(a.vh[:k].T, b.vh[:k].T)
 
 
 def checkpoint_dynamics(
@@ -154,26 +190,65 @@ def checkpoint_dynamics(
 
     w_t, w_0, w_prev, w_final: 2-D (rows, cols), one shape, any real dtype: the matrix at t, at
     the first checkpoint, at the previous one (None at the first: its keys are NaN) and at the
-    last. Overlaps use k = config.top_k directions.
+    last. Overlaps use k = config.top_k directions. Three SVDs: along a series, keep each
+    checkpoint's `top_factors` and call `dynamics_from_factors` instead.
 
     >>> w = np.diag([3.0, 2.0, 1.0])
     >>> r = checkpoint_dynamics(w, np.zeros((3, 3)), None, w, DynamicsConfig(top_k=2))
     >>> r["update0_relative"], r["overlap_left_final"], r["overlap_left_prev"]
     (nan, 1.0, nan)
     """
-    config = config or DynamicsConfig()
-    others = [w_0, w_final] + ([] if w_prev is None else [w_prev])
-    if w_t.ndim != 2 or any(o.shape != w_t.shape for o in others):
-        raise ValueError(f"checkpoint_dynamics needs 2-D matrices of one shape, got "
-                         f"{[w_t.shape, *(o.shape for o in others)]}")  # fmt: skip
+    k = (config or DynamicsConfig()).top_k
+    _check_shapes(w_t, [w_0, w_final] + ([] if w_prev is None else [w_prev]))
+    top_prev = None if w_prev is None else top_factors(w_prev, k)
+    return dynamics_from_factors(
+        w_t, w_0, w_prev, top_factors(w_t, k), top_prev, top_factors(w_final, k)
+    )
+
+
+def dynamics_from_factors(
+    w_t: np.ndarray,
+    w_0: np.ndarray,
+    w_prev: np.ndarray | None,
+    top_t: TopFactors,
+    top_prev: TopFactors | None,
+    top_final: TopFactors,
+) -> dict[str, float]:
+    """`checkpoint_dynamics` with the `top_factors` of W_t, W_{t-1} and W_T given (one k): no
+    SVD of a checkpoint, only the spectra of the two updates. Along a series each checkpoint's
+    factors are computed once: at t they are top_t, at t + 1 top_prev, and the last ones are
+    every step's top_final.
+
+    w_t, w_0, w_prev: 2-D (rows, cols), one shape; w_prev and top_prev None at the first
+    checkpoint (its `*_prev` keys are NaN).
+
+    >>> w = np.diag([3.0, 2.0, 1.0])
+    >>> top = top_factors(w, 2)
+    >>> dynamics_from_factors(w, np.eye(3), None, top, None, top)["overlap_right_final"]
+    1.0
+    """
+    _check_shapes(w_t, [w_0] + ([] if w_prev is None else [w_prev]))
+    if (w_prev is None) != (top_prev is None):
+        raise ValueError("dynamics_from_factors needs w_prev and top_prev both or neither")
+    tops = [top_t, top_final] + ([] if top_prev is None else [top_prev])
+    if any(top.shape != w_t.shape for top in tops):
+        shapes = [top.shape for top in tops]
+        raise ValueError(f"dynamics_from_factors: factors of shapes {shapes} for a matrix "
+                         f"of shape {w_t.shape}")  # fmt: skip
     u0 = update_metrics(w_0, w_t)
     out = {f"update0_{key}": u0[key] for key in _UPDATE_KEYS}
     up = dict.fromkeys(_UPDATE_KEYS, math.nan) if w_prev is None else update_metrics(w_prev, w_t)
     out.update({f"update_prev_{key}": up[key] for key in _UPDATE_KEYS})
-    out["overlap_left_final"], out["overlap_right_final"] = _overlaps(w_t, w_final, config.top_k)
-    prev = (math.nan, math.nan) if w_prev is None else _overlaps(w_t, w_prev, config.top_k)
+    out["overlap_left_final"], out["overlap_right_final"] = _overlaps(top_t, top_final)
+    prev = (math.nan, math.nan) if top_prev is None else _overlaps(top_t, top_prev)
     out["overlap_left_prev"], out["overlap_right_prev"] = prev
     return {key: out[key] for key in DYNAMICS_KEYS}
+
+
+def _check_shapes(w_t: np.ndarray, others: list[np.ndarray]) -> None:
+    if w_t.ndim != 2 or any(o.shape != w_t.shape for o in others):
+        raise ValueError(f"checkpoint_dynamics needs 2-D matrices of one shape, got "
+                         f"{[w_t.shape, *(o.shape for o in others)]}")  # fmt: skip
 
 
 def layer_alignment(
@@ -184,21 +259,36 @@ def layer_alignment(
     for unrelated layers). NaN for NaN/Inf weights or a zero matrix.
 
     w_l (out_l, in_l), w_next (out_next, in_next), nn.Linear layout, with out_l == in_next;
-    ValueError otherwise. k = config.top_k, clipped to both numerical ranks.
+    ValueError otherwise. k = config.top_k, clipped to both numerical ranks. Two SVDs: with
+    the matrices' `top_factors` at hand, `alignment_from_factors` needs none.
 
     >>> layer_alignment(np.diag([2.0, 1.0, 0.0]), np.eye(3)[:2], DynamicsConfig(top_k=2))
     1.0
     """
-    config = config or DynamicsConfig()
+    k = (config or DynamicsConfig()).top_k
     if w_l.ndim != 2 or w_next.ndim != 2 or w_l.shape[0] != w_next.shape[1]:
-        raise ValueError(
-            f"layer_alignment: shapes {w_l.shape} -> {w_next.shape} do not chain "
-            "(need w_l [out, in] and w_next [out_next, out], nn.Linear layout; "
-            "transpose [in, out] weights first)"
-        )
-    u, s, _ = top_singular(w_l, config.top_k)
-    _, s_next, vh = top_singular(w_next, config.top_k)
-    k = min(_rank(s, w_l.shape), _rank(s_next, w_next.shape))
+        raise ValueError(_chain_error(w_l.shape, w_next.shape))
+    return alignment_from_factors(top_factors(w_l, k), top_factors(w_next, k))
+
+
+def alignment_from_factors(top_l: TopFactors, top_next: TopFactors) -> float:
+    """`layer_alignment` from the two matrices' `top_factors` (one k).
+
+    >>> top_l = top_factors(np.diag([2.0, 1.0, 0.0]), 2)  # output space: e1, e2
+    >>> alignment_from_factors(top_l, top_factors(np.diag([1.0, 3.0, 2.0]), 2))  # input: e2, e3
+    0.5
+    """
+    if top_l.shape[0] != top_next.shape[1]:
+        raise ValueError(_chain_error(top_l.shape, top_next.shape))
+    k = min(top_l.rank, top_next.rank)
     if k == 0:
         return math.nan
-    return subspace_overlap(u[:, :k], vh[:k].T)
+    return subspace_overlap(top_l.u[:, :k], top_next.vh[:k].T)
+
+
+def _chain_error(shape_l: tuple[int, ...], shape_next: tuple[int, ...]) -> str:
+    return (
+        f"layer_alignment: shapes {shape_l} -> {shape_next} do not chain "
+        "(need w_l [out, in] and w_next [out_next, out], nn.Linear layout; "
+        "transpose [in, out] weights first)"
+    )
