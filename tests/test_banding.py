@@ -232,6 +232,33 @@ def test_cli_banding(tmp_path: Path) -> None:
     ]
 
 
+def test_a_bad_tensor_loses_only_its_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from striate.checkpoint import open_checkpoint
+
+    _convnet(tmp_path / "net.safetensors")
+    with open_checkpoint(tmp_path / "net.safetensors") as ckpt:
+        read = ckpt.read
+
+        def broken(name: str) -> np.ndarray:
+            if name == "features.2.weight":
+                raise ValueError("bytes 0..10 past the end")
+            return read(name)
+
+        monkeypatch.setattr(ckpt, "read", broken)
+        table = run_banding(ckpt, tmp_path / "out").set_index("tensor")
+    failed = table.loc["features.2.weight", "skipped"]
+    assert failed == "failed: ValueError: bytes 0..10 past the end"
+    assert table.loc["features.4.weight", "banding_direction"] == "horizontal"
+
+
+def test_cli_banding_without_convs(tmp_path: Path) -> None:
+    save_file({"w": RNG.normal(size=(8, 8)).astype(np.float32)}, str(tmp_path / "mlp.safetensors"))
+    result = CliRunner().invoke(app, ["banding", str(tmp_path / "mlp.safetensors"), "--out",
+                                      str(tmp_path / "out")])  # fmt: skip
+    assert result.exit_code == 0 and "no conv kernels" in result.output
+    assert pd.read_parquet(tmp_path / "out" / "banding.parquet").empty
+
+
 @pytest.mark.sample
 def test_packaged_convnets(tmp_path: Path) -> None:
     """VGG16 (ImageNet, then HED edges) bands in its last conv layer only; the CIFAR-10 CNN,

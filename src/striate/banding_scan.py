@@ -30,6 +30,7 @@ from striate.anatomy import anatomy_of
 from striate.checkpoint import Checkpoint, open_checkpoint
 from striate.progress import progress_bar
 from striate.render.banding_figures import Panel, describe, draw_panels
+from striate.scan import image_name
 from striate.store import write_table
 
 
@@ -66,6 +67,34 @@ def run_banding(
         return _run(ckpt, out_dir, config, match, neurons, progress)
 
 
+_COLUMNS = ("tensor", "layer", "out", "in", "kh", "kw", "skipped")
+
+
+def _layer(
+    ckpt: Checkpoint,
+    name: str,
+    layout: str | None,
+    position: int,
+    out_dir: Path,
+    config: BandingConfig,
+    row: dict[str, Any],
+) -> Panel | None:
+    """Score and draw one conv tensor; its columns go into `row`."""
+    kernels = as_oihw(ckpt.read(name), layout)
+    row |= dict(zip(("out", "in", "kh", "kw"), kernels.shape, strict=True))
+    row["skipped"] = skip_reason(kernels, config)
+    if row["skipped"] is not None:
+        return None
+    b = banding_score(kernels, config)
+    rel = f"layers/{image_name(position, name)}"
+    row |= b.row() | {"null_mean": b.null_mean, "null_std": b.null_std,
+                      "n_kernels": b.n_kernels, "image": rel}  # fmt: skip
+    view = nmf_view(kernels, seed=config.seed)
+    draw_layer(out_dir / rel, name, view, b)
+    row["nmf_relative_error"] = view.relative_error
+    return Panel(name, view, b)
+
+
 def _run(
     ckpt: Checkpoint,
     out_dir: Path,
@@ -82,23 +111,16 @@ def _run(
     panels: list[Panel] = []
     with progress_bar([info for _, info in convs], enabled=progress, label="banding") as advance:
         for position, info in convs:
-            kernels = as_oihw(ckpt.read(info.name), anat[info.name].layout)
-            row: dict[str, Any] = {"tensor": info.name, "layer": anat[info.name].layer,
-                                   "out": kernels.shape[0], "in": kernels.shape[1],
-                                   "kh": kernels.shape[2], "kw": kernels.shape[3],
-                                   "skipped": skip_reason(kernels, config)}  # fmt: skip
-            if row["skipped"] is None:
-                b = banding_score(kernels, config)
-                rel = f"layers/{position:04d}_{re.sub(r'[^A-Za-z0-9._-]+', '_', info.name)}.png"
-                row |= b.row() | {"null_mean": b.null_mean, "null_std": b.null_std,
-                                  "n_kernels": b.n_kernels, "image": rel}  # fmt: skip
-                view = nmf_view(kernels, seed=config.seed)
-                draw_layer(out_dir / rel, info.name, view, b)
-                row["nmf_relative_error"] = view.relative_error
-                panels.append(Panel(info.name, view, b))
+            row: dict[str, Any] = {"tensor": info.name, "layer": anat[info.name].layer}
+            try:
+                panel = _layer(ckpt, info.name, anat[info.name].layout, position, out_dir,
+                               config, row)  # fmt: skip
+                panels += [] if panel is None else [panel]
+            except Exception as exc:  # one bad tensor loses only its own row
+                row["skipped"] = f"failed: {type(exc).__name__}: {exc}"
             rows.append(row)
             advance(info)
-    table = pd.DataFrame.from_records(rows)
+    table = pd.DataFrame.from_records(rows, columns=list(_COLUMNS) if not rows else None)
     for column in ("layer", "n_kernels"):
         if column in table:
             table[column] = table[column].astype("Int64")

@@ -214,6 +214,9 @@ def banding(
     grid = Table(title="conv layers (all columns in banding.parquet)")
     for column in columns:
         grid.add_column(column.removeprefix("banding_"), overflow="fold")
+    if table.empty:
+        console.print(f"no conv kernels (4-D weights) in {model}", highlight=False)
+        return
     for _, row in table.iterrows():
         if pd.isna(row["skipped"]):
             style = "bold red" if row.get("banding_direction") not in (None, "none") else None
@@ -221,7 +224,8 @@ def banding(
     console.print(grid)
     skipped = int(table["skipped"].notna().sum())
     if skipped:
-        console.print(f"{skipped} conv tensors skipped (kernels under 3x3; see `skipped`)")
+        console.print(f"{skipped} conv tensors skipped (kernels under 3x3 or unreadable; see "
+                      "`skipped` in banding.parquet)")  # fmt: skip
     console.print(f"figure: {out_dir / 'banding.png'}", highlight=False)
 
 
