@@ -12,6 +12,7 @@ from striate._version import __version__
 from striate.anatomy import Anatomy, FFNTriple, TensorAnatomy, anatomy_of
 from striate.checkpoint import Checkpoint, TensorInfo
 from striate.checkpoint import open_checkpoint as open
+from striate.display import show
 from striate.errors import StriateError
 from striate.run import Run
 from striate.scan import ScanConfig, scan
@@ -29,4 +30,5 @@ __all__ = [
     "anatomy_of",
     "open",
     "scan",
+    "show",
 ]

@@ -322,6 +322,58 @@ def _print_claims(path: Path) -> None:
 
 
 @app.command()
+def view(
+    target: Annotated[
+        str, typer.Argument(help="A scan's run directory (with its findings) or any MODEL.")
+    ],
+    compare: Annotated[
+        str | None,
+        typer.Option(
+            "--compare", help="A second MODEL (or run): same tensors side by side, A - B."
+        ),
+    ] = None,
+    port: Annotated[int, typer.Option("--port", help="Port to listen on (0: a free one).")] = 8765,
+    host: Annotated[
+        str,
+        typer.Option(
+            "--host",
+            help="Interface to listen on; anything but loopback is reachable "
+            "by other machines and prints a warning.",
+        ),
+    ] = "127.0.0.1",
+    open_browser: Annotated[
+        bool, typer.Option("--open", help="Open the page in the default browser.")
+    ] = False,
+) -> None:
+    """Live viewer: zoom any tensor down to single weights, hover for values, compare models."""
+    from striate.viewer import ViewerServer, is_loopback, open_viewer
+
+    app_ = open_viewer(target, compare, host=host)
+    server = ViewerServer(app_, host=host, port=port)
+    if not is_loopback(host):
+        console.print(f"[bold red]warning[/bold red]: listening on {host}: anyone who can reach "
+                      "this machine can read these weights", highlight=False)  # fmt: skip
+    console.print(f"striate view: {server.url}  (Ctrl-C stops)", highlight=False)
+    if open_browser:
+        import webbrowser
+
+        webbrowser.open(server.url)
+    server.run()
+
+
+@app.command()
+def report(
+    run_dir: Annotated[
+        Path, typer.Argument(help="A run directory of scan, track, experiment or lab.")
+    ],
+) -> None:
+    """Rebuild a run directory's index.html from its tables, manifest and images."""
+    from striate.report import rebuild_report
+
+    console.print(f"report: {rebuild_report(run_dir)}", highlight=False)
+
+
+@app.command()
 def samples() -> None:
     """List the real packaged models that `sample:NAME` fetches."""
     from striate.samples import SAMPLES, cache_dir

@@ -14,6 +14,7 @@ from striate.residual import residual_dims
 if TYPE_CHECKING:
     from striate.analyses.finding import Finding
     from striate.anatomy import TensorAnatomy
+    from striate.display import Shown
 
 FINDING_COLUMNS = ["kind", "tensor", "index", "score", "value", "residual_dim", "detail",
                    "layer", "role"]  # fmt: skip
@@ -54,6 +55,28 @@ class Run:
             for name, status in self.manifest.get("tensors", {}).items()
             if status.get("status") == "failed"
         }
+
+    def show(self, name: str, *, max_pixels: int | None = None) -> Shown:
+        """Tensor `name` of the scanned model, drawn as the report draws it, findings marked.
+
+        Reads the tensor again from `manifest["source"]`; `max_pixels` defaults to the scan's.
+        """
+        from striate.display import show
+        from striate.errors import StriateError
+
+        source = self.manifest.get("source")
+        if source is None:
+            raise StriateError("this run does not record its source model", path=self.path)
+        if max_pixels is None:
+            max_pixels = int(
+                self.manifest.get("settings", {}).get("images", {}).get("max_pixels", 1024)
+            )
+        return show(name, model=source, findings=self.findings, max_pixels=max_pixels)
+
+    def _repr_html_(self) -> str:
+        from striate.display import run_html
+
+        return run_html(self)
 
 
 def findings_table(findings: list[tuple[str, TensorAnatomy, Finding]]) -> pd.DataFrame:

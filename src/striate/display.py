@@ -1,0 +1,332 @@
+"""Notebook display: `show(x)` draws any tensor inline as the image a scan writes for it.
+
+`show` takes a numpy array (any dtype), a torch tensor, a nested list, or a checkpoint tensor by
+name, and returns a `Shown`: the PNG, and a one-line summary of the values (shape, dtype, range,
+mean, std over the finite values only, and how many are NaN / Inf). Jupyter displays it through
+`_repr_html_` (image and summary) or `_repr_png_`; a terminal prints the summary. A checkpoint
+tensor is drawn the way `striate scan` draws it: its anatomy (role, layout, residual axis) and
+attention head boundaries, and the findings of a scan when given, so the pixels are the report's.
+
+    >>> import numpy as np, striate
+    >>> shown = striate.show(np.array([[1.0, np.nan], [3.0, -np.inf]]), "w")
+    >>> shown
+    w: shape (2, 2) · float64 · range [1, 3] · mean 2 · std 1 · 1 NaN · 1 Inf
+    >>> shown.png[:4]
+    b'\\x89PNG'
+
+`Run._repr_html_` (a scan's summary with its strongest findings and residual dimensions) is
+built here too, by `run_html`.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from striate.analyses.finding import Finding
+from striate.checkpoint import Checkpoint, open_checkpoint
+from striate.errors import StriateError
+from striate.run import FINDING_COLUMNS
+
+if TYPE_CHECKING:
+    from striate.run import Run
+
+__all__ = ["Shown", "run_html", "show"]
+
+_CHUNK = 1 << 20  # values per float64 chunk: a huge tensor never gets a float64 copy
+TOP_ROWS = 10  # findings and residual dimensions in a run's HTML
+
+
+@dataclass(frozen=True, repr=False)
+class Shown:
+    """A tensor as drawn by `show`: its PNG and the statistics of its values.
+
+    `min, max, mean, std` (population, ddof = 0) are over the finite values only, NaN when there
+    are none; `n_nan` and `n_inf` count what was left out. `dtype` is the type as given (for a
+    checkpoint tensor, as stored: 'BF16', 'Q4_1', ...); the image is of its float32 values.
+    """
+
+    name: str | None
+    shape: tuple[int, ...]
+    dtype: str
+    numel: int
+    min: float
+    max: float
+    mean: float
+    std: float
+    n_nan: int
+    n_inf: int
+    png: bytes
+
+    @property
+    def summary(self) -> str:
+        """One line: name, shape, dtype, range, mean, std, NaN and Inf counts."""
+        shape = "(" + ", ".join(str(n) for n in self.shape) + ("," if len(self.shape) == 1 else "")
+        parts = [f"shape {shape})", self.dtype]
+        n_finite = self.numel - self.n_nan - self.n_inf
+        if self.numel == 0:
+            parts.append("empty")
+        elif n_finite == 0:
+            parts.append("no finite values")
+        elif self.numel == 1:
+            parts.append(f"value {_number(self.min)}")
+        else:
+            parts += [
+                f"range [{_number(self.min)}, {_number(self.max)}]",
+                f"mean {_number(self.mean)}",
+                f"std {_number(self.std)}",
+            ]
+        if self.numel > 0:
+            parts += [f"{self.n_nan} NaN", f"{self.n_inf} Inf"]
+        line = " · ".join(parts)
+        return line if self.name is None else f"{self.name}: {line}"
+
+    def __repr__(self) -> str:
+        return self.summary
+
+    __str__ = __repr__
+
+    def _repr_png_(self) -> bytes:
+        return self.png
+
+    def _repr_html_(self) -> str:
+        data = base64.b64encode(self.png).decode("ascii")
+        alt = html.escape(self.name or "tensor")
+        return (
+            f'<div class="striate-show"><img src="data:image/png;base64,{data}" alt="{alt}" '
+            f'style="max-width:100%"><div><code>{html.escape(self.summary)}</code></div></div>'
+        )
+
+
+def show(
+    x: Any,
+    name: str | None = None,
+    *,
+    model: str | Path | Checkpoint | None = None,
+    findings: Sequence[Finding] | pd.DataFrame = (),
+    max_pixels: int = 1024,
+) -> Shown:
+    """Draw `x` as striate's tensor image, with a summary of its values.
+
+    `x` is a numpy array (any rank and dtype), a torch tensor (detached, moved to the CPU,
+    bfloat16 / float8 widened to float32), a nested list, or the name of a tensor in `model`
+    (a path, folder, `sample:NAME`, hub id or open `Checkpoint`); `show(ckpt, "tensor.name")`
+    reads the same. `name` titles an array. A checkpoint tensor is drawn with its anatomy and
+    head boundaries, exactly as `striate scan` draws it; `findings` (a run's findings table, or
+    this tensor's `Finding`s) are marked on it. `max_pixels` is the longest side after
+    outlier-preserving downsampling.
+
+        >>> striate.show("h.0.mlp.c_fc.weight", model="gpt2.safetensors")   # doctest: +SKIP
+    """
+    if isinstance(x, Checkpoint):
+        if name is None:
+            raise StriateError("show(checkpoint, name) needs the tensor name", path=x.path)
+        return _show_tensor(x, name, findings, max_pixels)
+    if isinstance(x, str) and model is not None:
+        if name is not None:
+            raise StriateError(
+                f"show({x!r}, {name!r}, model=...) names the tensor twice",
+                hint=f"use show({x!r}, model=...)",
+            )
+        if isinstance(model, Checkpoint):
+            return _show_tensor(model, x, findings, max_pixels)
+        with open_checkpoint(model) as ckpt:
+            return _show_tensor(ckpt, x, findings, max_pixels)
+    if isinstance(x, (str, Path)):
+        raise StriateError(
+            f"show({str(x)!r}): a tensor is shown by name only with the model it is in",
+            hint="use striate.show('tensor.name', model='path/or/sample:NAME')",
+        )
+    a, dtype = _as_array(x, name)
+    title = name or "tensor"
+    marks = _findings_of(findings, title)
+
+    def draw(path: Path) -> None:
+        from striate.render import render_tensor
+
+        render_tensor(a, path, title=title, findings=marks, max_pixels=max_pixels)
+
+    return _shown(name, a, dtype, draw)
+
+
+def _show_tensor(
+    ckpt: Checkpoint, name: str, findings: Sequence[Finding] | pd.DataFrame, max_pixels: int
+) -> Shown:
+    """A checkpoint tensor, through the scan's own drawing call (`striate.scan._draw`)."""
+    from striate.anatomy import anatomy_of
+    from striate.scan import ImagesConfig, ScanConfig, _draw, head_counts
+
+    w = ckpt.read(name)
+    part = anatomy_of(ckpt)[name]
+    heads = head_counts(ckpt)
+    config = ScanConfig(images=ImagesConfig(max_pixels=max_pixels))
+    marks = _findings_of(findings, name)
+    return _shown(
+        name, w, ckpt.info(name).dtype, lambda path: _draw(w, path, part, marks, heads, config)
+    )
+
+
+def _as_array(x: Any, name: str | None) -> tuple[np.ndarray, str]:
+    """`x` as a numpy array (no copy when it is one) and the name of its dtype as given."""
+    torch = sys.modules.get("torch")  # a torch tensor exists only if torch is imported
+    if torch is not None and isinstance(x, torch.Tensor):
+        t = x.detach().cpu().resolve_conj().resolve_neg()
+        dtype = str(t.dtype).removeprefix("torch.")
+        try:
+            return t.numpy(), dtype
+        except TypeError:  # bfloat16, float8: numpy has no such type
+            return t.float().numpy(), dtype
+    a = np.asarray(x)
+    if a.dtype.kind not in "biuf":
+        raise StriateError(
+            f"cannot draw an array of dtype {a.dtype}",
+            tensor=name,
+            hint="show real numbers: e.g. abs(x) or x.real for a complex array",
+        )
+    return a, str(a.dtype)
+
+
+def _shown(name: str | None, a: np.ndarray, dtype: str, draw: Callable[[Path], None]) -> Shown:
+    """Draw into a temporary directory (the renderer writes files atomically), read it back."""
+    with tempfile.TemporaryDirectory(prefix="striate-show-") as tmp:
+        path = Path(tmp) / "tensor.png"
+        draw(path)
+        png = path.read_bytes()
+    lo, hi, mean, std, n_nan, n_inf = _stats(a)
+    return Shown(name, tuple(int(n) for n in a.shape), dtype, int(a.size), lo, hi, mean, std,
+                 n_nan, n_inf, png)  # fmt: skip
+
+
+def _stats(a: np.ndarray) -> tuple[float, float, float, float, int, int]:
+    """(min, max, mean, std, n_nan, n_inf) over the finite values; float64 sums by chunk."""
+    flat = a.reshape(-1)
+    n_nan = n_inf = 0
+    x = flat
+    if flat.dtype.kind == "f":
+        finite = np.isfinite(flat)
+        if not finite.all():
+            x = flat[finite]
+            n_nan = int(np.count_nonzero(np.isnan(flat)))
+            n_inf = int(flat.size - x.size - n_nan)
+    n = x.size
+    if n == 0:
+        return math.nan, math.nan, math.nan, math.nan, n_nan, n_inf
+    total = sum(float(np.sum(x[i : i + _CHUNK], dtype=np.float64)) for i in range(0, n, _CHUNK))
+    mean = total / n
+    m2 = sum(
+        float(np.sum(np.square(x[i : i + _CHUNK].astype(np.float64) - mean)))
+        for i in range(0, n, _CHUNK)
+    )
+    return float(x.min()), float(x.max()), mean, math.sqrt(m2 / n), n_nan, n_inf
+
+
+def _number(v: float) -> str:
+    """Whole numbers in full (an int tensor's range), others to 4 significant digits."""
+    return str(int(v)) if v.is_integer() and abs(v) < 1e9 else f"{v:.4g}"
+
+
+def _findings_of(findings: Sequence[Finding] | pd.DataFrame, tensor: str) -> list[Finding]:
+    """This tensor's findings: as given, or rebuilt from the rows of a findings table."""
+    if not isinstance(findings, pd.DataFrame):
+        return list(findings)
+    if findings.empty:
+        return []
+    extra_columns = [c for c in findings.columns if c not in FINDING_COLUMNS]
+    out = []
+    for row in findings[findings["tensor"] == tensor].to_dict("records"):
+        extra = {c: row[c] for c in extra_columns if isinstance(row[c], (int, float, str))}
+        out.append(
+            Finding(
+                kind=str(row["kind"]),
+                index=tuple(None if v is None or pd.isna(v) else int(v) for v in row["index"]),
+                score=float(row["score"]),
+                value=float(row["value"]),
+                detail=str(row["detail"]),
+                extra={
+                    c: v for c, v in extra.items() if not (isinstance(v, float) and math.isnan(v))
+                },
+            )
+        )
+    return out
+
+
+def run_html(run: Run) -> str:
+    """A compact HTML summary of a scan run: source, counts, strongest findings and dimensions."""
+    m = run.manifest
+    n_params = sum(int(np.prod(s)) for s in run.tensors.get("shape", []))
+    failed = run.failed
+    facts = [
+        ("source", str(m.get("source", "?"))),
+        ("format", str(m.get("format", "?"))),
+        ("family", str(m.get("family", "?"))),
+        ("tensors", f"{len(run.tensors):,}"),
+        ("parameters", f"{n_params:,}"),
+        ("findings", f"{len(run.findings):,}"),
+        ("seconds", str(m.get("seconds", "?"))),
+        (
+            "failures",
+            str(len(failed)) + "".join(f"; {n}: {e}" for n, e in list(failed.items())[:3]),
+        ),
+    ]
+    title = "striate run" + ("" if run.path is None else f" · {run.path}")
+    parts = [
+        '<div class="striate-run">',
+        f"<b>{html.escape(title)}</b>",
+        _table(None, [[k, v] for k, v in facts]),
+    ]
+    top = run.findings.head(TOP_ROWS)
+    if not top.empty:
+        parts.append(f"<b>strongest findings</b> ({len(top)} of {len(run.findings)})")
+        rows = [
+            [str(r["kind"]), str(r["tensor"]), _index(r["index"]), f"{r['score']:.3g}",
+             f"{r['value']:.3g}", _cell(r["residual_dim"]), str(r["detail"])]
+            for r in top.to_dict("records")
+        ]  # fmt: skip
+        head = ["kind", "tensor", "index", "score", "value", "residual dim", "detail"]
+        parts.append(_table(head, rows))
+    else:
+        parts.append("<i>no findings</i>")
+    dims = run.residual_dims.head(TOP_ROWS)
+    if not dims.empty:
+        parts.append(f"<b>residual dimensions</b> ({len(dims)} of {len(run.residual_dims)})")
+        rows = [
+            [str(r["residual_dim"]), f"{r['score']:.3g}", str(r["n_tensors"]), str(r["n_lines"]),
+             str(r["n_norm_outliers"]), str(r["n_hotspots"]), _index(r["layers"])]
+            for r in dims.to_dict("records")
+        ]  # fmt: skip
+        head = ["dim", "score", "tensors", "lines", "norm outliers", "hotspots", "layers"]
+        parts.append(_table(head, rows))
+    parts.append("</div>")
+    return "\n".join(parts)
+
+
+def _table(head: list[str] | None, rows: list[list[str]]) -> str:
+    cells = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows
+    )
+    th = (
+        ""
+        if head is None
+        else "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"
+    )
+    return f'<table style="font-size:smaller">{th}{cells}</table>'
+
+
+def _cell(v: Any) -> str:
+    return "" if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)) else str(v)
+
+
+def _index(values: Any) -> str:
+    if values is None:
+        return ""
+    return "(" + ", ".join("·" if v is None or pd.isna(v) else str(int(v)) for v in values) + ")"
