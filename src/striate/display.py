@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from striate.analyses.finding import Finding
+from striate.analyses.stats import summary_stats
 from striate.checkpoint import Checkpoint, open_checkpoint
 from striate.errors import StriateError
 from striate.run import FINDING_COLUMNS
@@ -43,7 +44,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Shown", "run_html", "show"]
 
-_CHUNK = 1 << 20  # values per float64 chunk: a huge tensor never gets a float64 copy
 TOP_ROWS = 10  # findings and residual dimensions in a run's HTML
 
 
@@ -202,32 +202,9 @@ def _shown(name: str | None, a: np.ndarray, dtype: str, draw: Callable[[Path], N
         path = Path(tmp) / "tensor.png"
         draw(path)
         png = path.read_bytes()
-    lo, hi, mean, std, n_nan, n_inf = _stats(a)
-    return Shown(name, tuple(int(n) for n in a.shape), dtype, int(a.size), lo, hi, mean, std,
-                 n_nan, n_inf, png)  # fmt: skip
-
-
-def _stats(a: np.ndarray) -> tuple[float, float, float, float, int, int]:
-    """(min, max, mean, std, n_nan, n_inf) over the finite values; float64 sums by chunk."""
-    flat = a.reshape(-1)
-    n_nan = n_inf = 0
-    x = flat
-    if flat.dtype.kind == "f":
-        finite = np.isfinite(flat)
-        if not finite.all():
-            x = flat[finite]
-            n_nan = int(np.count_nonzero(np.isnan(flat)))
-            n_inf = int(flat.size - x.size - n_nan)
-    n = x.size
-    if n == 0:
-        return math.nan, math.nan, math.nan, math.nan, n_nan, n_inf
-    total = sum(float(np.sum(x[i : i + _CHUNK], dtype=np.float64)) for i in range(0, n, _CHUNK))
-    mean = total / n
-    m2 = sum(
-        float(np.sum(np.square(x[i : i + _CHUNK].astype(np.float64) - mean)))
-        for i in range(0, n, _CHUNK)
-    )
-    return float(x.min()), float(x.max()), mean, math.sqrt(m2 / n), n_nan, n_inf
+    st = summary_stats(a)
+    return Shown(name, tuple(int(n) for n in a.shape), dtype, int(a.size), st["min"], st["max"],
+                 st["mean"], st["std"], int(st["n_nan"]), int(st["n_inf"]), png)  # fmt: skip
 
 
 def _number(v: float) -> str:

@@ -24,7 +24,7 @@ import numpy as np
 
 from striate.analyses.robust import finite_values, median, sigma_from_deviations
 
-__all__ = ["STAT_KEYS", "tensor_stats"]
+__all__ = ["STAT_KEYS", "summary_stats", "tensor_stats"]
 
 #: the keys of `tensor_stats`, in column order
 STAT_KEYS = (
@@ -46,6 +46,26 @@ def _moments(x: np.ndarray) -> tuple[float, float, float]:
         m2 += float(np.sum(d2))
         m4 += float(np.dot(d2, d2))
     return mean, m2 / n, m4 / n
+
+
+def summary_stats(w: np.ndarray) -> dict[str, float | int]:
+    """min, max, mean, std over the finite values and the NaN / Inf counts, for any dtype.
+
+    The cheap part of `tensor_stats` (no median or MAD), for showing a tensor: a 28M-value
+    embedding takes ~0.2 s. Statistics are NaN when no value is finite.
+
+        >>> summary_stats(np.array([1, 3], dtype=np.int8))["mean"]
+        2.0
+    """
+    flat = np.asarray(w).ravel()
+    x = finite_values(flat) if flat.dtype.kind in "fc" else flat
+    n_nan = int(np.count_nonzero(np.isnan(flat))) if flat.dtype.kind in "fc" else 0
+    out: dict[str, float | int] = {"n_nan": n_nan, "n_inf": int(flat.size - x.size - n_nan)}
+    if x.size == 0:
+        return out | dict.fromkeys(("min", "max", "mean", "std"), float("nan"))
+    mean, m2, _ = _moments(x)
+    return out | {"min": float(np.min(x)), "max": float(np.max(x)), "mean": mean,
+                  "std": float(np.sqrt(m2))}  # fmt: skip
 
 
 def tensor_stats(w: np.ndarray) -> dict[str, float | int]:
