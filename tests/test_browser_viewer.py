@@ -40,9 +40,11 @@ def hover(page: Any, r: int, c: int, pane: int = 0) -> dict[str, str]:
     """Move the mouse onto display cell (r, c) and read the hover box once the tile is in."""
     at = page.evaluate(f"striate.toPage({r}, {c}, {pane})")
     page.mouse.move(at["x"], at["y"])
-    page.wait_for_function("() => !document.querySelector('#hover').textContent.includes('loading')")
+    page.wait_for_function("() => !document.querySelector('#hover').innerText.includes('loading')")
     rows = page.locator("#hover div")
-    return {rows.nth(i).get_attribute("data-k"): rows.nth(i).inner_text() for i in range(rows.count())}
+    return {
+        rows.nth(i).get_attribute("data-k"): rows.nth(i).inner_text() for i in range(rows.count())
+    }
 
 
 def test_zoom_until_the_hotspot_is_one_cell_and_read_it(page: Any, url: str) -> None:
@@ -106,4 +108,3 @@ def test_a_hostile_tensor_name_is_text(page: Any, url: str) -> None:
     assert page.inner_text("#tname") == XSS
     assert page.locator("img").count() == 0  # nothing was parsed as markup
     assert dialogs == [] and page.errors == []
-

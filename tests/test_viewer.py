@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import planted
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -23,8 +24,6 @@ from striate.render.view import view_of
 from striate.scan import ImagesConfig, ScanConfig
 from striate.viewer import ViewerServer, is_loopback, open_viewer
 from striate.viewer.specimen import TILE, Specimen, levels, pyramid
-
-import planted
 
 HOT = (1234, 567)
 XSS = "<img src=x onerror=alert(1)>"

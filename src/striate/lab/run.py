@@ -6,8 +6,6 @@ summary.json, manifest.json and index.html (see docs/lab.md for every column and
 
 from __future__ import annotations
 
-import html
-import json
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -26,6 +24,7 @@ from striate.lab.models import BIAS_INITS, WEIGHT_INITS
 from striate.lab.registry import Lab
 from striate.lab.sweep import LabResult, run_sweep
 from striate.lab.train import TrainConfig
+from striate.report.lab_html import write_lab_report
 from striate.threads import torch_threads
 
 
@@ -98,8 +97,7 @@ def run_lab_in(
         "figures": figures,
     }
     store.write_json(out_dir / "manifest.json", manifest)
-    with store.atomic_file(out_dir / "index.html", "w") as fh:
-        fh.write(index_html(lab, manifest, summary))
+    write_lab_report(out_dir, manifest, summary, lab.about)
     return out_dir
 
 
@@ -151,32 +149,3 @@ def _steps_bar(total: int, enabled: bool, label: str) -> Iterator[Callable[[int]
                 bar.update(task, completed=done)
 
         yield advance
-
-
-def index_html(lab: Lab, manifest: dict[str, Any], summary: dict[str, Any]) -> str:
-    """A plain page: what ran, the figures, the summary. Everything escaped; no external URL."""
-    e = html.escape
-    title = f"striate lab {manifest['name']} ({manifest['preset']})"
-    figures = "\n".join(
-        f'<figure><img src="{e(path)}" alt="{e(path)}"><figcaption>{e(path)}</figcaption></figure>'
-        for path in manifest["figures"]
-    )
-    facts = (
-        f"{manifest['instances']} instances, seed {manifest['seed']}, "
-        f"{manifest['wall_time_s']:.1f} s, striate {manifest['striate_version']}"
-    )
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title>
-<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}}
-img{{max-width:100%;border:1px solid #ddd}}pre{{background:#f6f6f6;padding:1em;overflow:auto}}
-figure{{margin:1.5em 0}}</style></head><body>
-<h1>{e(title)}</h1>
-<p>{e(lab.about)}</p>
-<p>{e(facts)}</p>
-{figures}
-<h2>summary.json</h2>
-<pre>{e(json.dumps(summary, indent=1, default=str))}</pre>
-<h2>config</h2>
-<pre>{e(json.dumps(manifest["config"], indent=1, default=str))}</pre>
-</body></html>
-"""

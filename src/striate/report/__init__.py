@@ -1,5 +1,10 @@
-"""The self-contained HTML report of a run directory."""
+"""The self-contained HTML reports of run directories: one `index.html` that opens from disk.
 
-from striate.report.html import write_report
+`write_report(run)` writes a scan's report; `rebuild_report(dir)` writes any run directory's
+report again (scan, track, experiment or lab) from what the directory holds.
+"""
 
-__all__ = ["write_report"]
+from striate.report.rebuild import rebuild_report
+from striate.report.scan_html import write_report
+
+__all__ = ["rebuild_report", "write_report"]

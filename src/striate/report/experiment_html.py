@@ -2,39 +2,50 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from striate.report.html import _STYLE, _e, _figures
+from striate.report.page import e, figures, local, page, pre_json, section
 from striate.store import atomic_file
+
+
+def _claims(summary: dict[str, Any]) -> str:
+    rows = "".join(
+        f"<tr><td>{e(k)}</td><td>{'yes' if v is True else 'no' if v is False else e(v)}</td></tr>"
+        for k, v in summary.get("claims", {}).items()
+    )
+    return f"<table><tr><th>claim</th><th>holds here</th></tr>{rows}</table>"
+
+
+def _conditions(manifest: dict[str, Any]) -> str:
+    items = []
+    for c in manifest["conditions"]:
+        folder = local(f"track/{c['checkpoints'].split('/')[-1]}/index.html")
+        link = f' (<a href="{e(folder)}">its track report</a>)' if folder else ""
+        items.append(f"<li>{e(c['name'])}: <code>{e(c['checkpoints'])}</code>{link}</li>")
+    return f"<ul>{''.join(items)}</ul>"
+
+
+def render_experiment_report(manifest: dict[str, Any], summary: dict[str, Any]) -> str:
+    title = f"striate experiment {manifest['name']} ({manifest['preset']})"
+    body = (
+        f"<h1>{e(title)}</h1><p>{e(manifest['wall_time_s'])} s.</p>"
+        + section("conditions", "Conditions", lambda: _conditions(manifest))
+        + section("claims", "Claims", lambda: _claims(summary))
+        + section("figures", "Figures", lambda: figures(manifest["figures"]))
+        + section("summary", "summary.json", lambda: pre_json(summary))
+        + '<p class="note">Tables: metrics.parquet, trajectories.parquet, dynamics.parquet, '
+        "alignment.parquet; each condition's <code>striate track</code> run is under "
+        "<code>track/</code>.</p>"
+    )
+    toc = [("conditions", "Conditions"), ("claims", "Claims"), ("figures", "Figures"),
+           ("summary", "summary.json")]  # fmt: skip
+    return page(title, body, toc=toc)
 
 
 def write_experiment_report(
     out_dir: Path, manifest: dict[str, Any], summary: dict[str, Any]
 ) -> None:
-    claims = summary.get("claims", {})
-    rows = "".join(
-        f"<tr><td>{_e(k)}</td><td>{'yes' if v is True else 'no' if v is False else _e(v)}</td></tr>"
-        for k, v in claims.items()
-    )
-    conditions = "".join(
-        f"<li>{_e(c['name'])}: <code>{_e(c['checkpoints'])}</code></li>"
-        for c in manifest["conditions"]
-    )
-    body = (
-        f"<h1>striate experiment {_e(manifest['name'])} ({_e(manifest['preset'])})</h1>"
-        f"<p>{_e(manifest['wall_time_s'])} s. Conditions:</p><ul>{conditions}</ul>"
-        f"<h2>Claims</h2><table><tr><th>claim</th><th>holds here</th></tr>{rows}</table>"
-        f"<h2>Figures</h2>{_figures(manifest['figures'])}"
-        f"<h2>summary.json</h2><pre>{_e(json.dumps(summary, indent=1))}</pre>"
-        "<p>Tables: metrics.parquet, trajectories.parquet, dynamics.parquet, alignment.parquet; "
-        "each condition's <code>striate track</code> run is under <code>track/</code>.</p>"
-    )
-    page = (
-        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-        f"<title>striate experiment {_e(manifest['name'])}</title>"
-        f"<style>{_STYLE}</style></head><body>{body}</body></html>\n"
-    )
+    text = render_experiment_report(manifest, summary)
     with atomic_file(out_dir / "index.html", "w") as fh:
-        fh.write(page)
+        fh.write(text)

@@ -2,31 +2,45 @@
 
 from __future__ import annotations
 
-import html
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from striate.report.html import _STYLE, _figures
+from striate.report.page import e, facts, figures, local, page, section
 from striate.store import atomic_file
 
 
-def write_track_report(out_dir: Path, manifest: dict[str, Any], trajectories: pd.DataFrame) -> None:
-    rows = "".join(
-        f"<tr><td>{c['step']}</td><td>{html.escape(c['path'])}</td></tr>"
-        for c in manifest["checkpoints"]
-    )
-    n_tensors = trajectories["name"].nunique() if "name" in trajectories else 0
+def _checkpoints(manifest: dict[str, Any]) -> str:
+    rows = []
+    for c in manifest["checkpoints"]:
+        scan = local(f"cache/{c['cache']}/index.html") if c.get("cache") else None
+        link = f'<a href="{e(scan)}">its scan</a>' if scan else ""
+        rows.append(
+            f'<tr><td class="num">{e(c["step"])}</td><td><code>{e(c["path"])}</code></td>'
+            f"<td>{link}</td></tr>"
+        )
+    return f"<table><tr><th>step</th><th>path</th><th></th></tr>{''.join(rows)}</table>"
+
+
+def render_track_report(manifest: dict[str, Any], n_tensors: int) -> str:
+    """The page of a track run; `n_tensors`: distinct tensor names in trajectories.parquet."""
+    n = len(manifest["checkpoints"])
+    title = f"striate track: {n} checkpoints, {n_tensors} tensors"
+    about = facts([("checkpoints", n), ("tensors", n_tensors),
+                   ("metrics file", manifest.get("metrics_file")),
+                   ("striate", manifest.get("striate_version"))])  # fmt: skip
     body = (
-        f"<h1>striate track: {len(manifest['checkpoints'])} checkpoints, {n_tensors} tensors</h1>"
-        f"<h2>Checkpoints</h2><table><tr><th>step</th><th>path</th></tr>{rows}</table>"
-        f"<h2>Figures</h2>{_figures(manifest['figures'])}"
-        "<p>Tables: trajectories.parquet, dynamics.parquet, alignment.parquet.</p>"
+        f"<h1>{e(title)}</h1>{about}"
+        + section("checkpoints", "Checkpoints", lambda: _checkpoints(manifest))
+        + section("figures", "Figures", lambda: figures(manifest["figures"]))
+        + '<p class="note">Tables: trajectories.parquet, dynamics.parquet, alignment.parquet.</p>'
     )
-    page = (
-        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>striate track</title>'
-        f"<style>{_STYLE}</style></head><body>{body}</body></html>\n"
-    )
+    return page(title, body, toc=[("checkpoints", "Checkpoints"), ("figures", "Figures")])
+
+
+def write_track_report(out_dir: Path, manifest: dict[str, Any], trajectories: pd.DataFrame) -> None:
+    n_tensors = int(trajectories["name"].nunique()) if "name" in trajectories else 0
+    text = render_track_report(manifest, n_tensors)
     with atomic_file(out_dir / "index.html", "w") as fh:
-        fh.write(page)
+        fh.write(text)

@@ -212,7 +212,8 @@ def pyramid(m: np.ndarray, n_levels: int) -> list[np.ndarray]:
     """`m` and its shrunk copies: level L has one cell per 2^L x 2^L block, largest |w| kept.
 
     Each level is made from the one before (the largest |w| of 2 x 2 largest-|w| cells is the
-    largest |w| of the 4 x 4 block), so all levels together cost a third more memory than `m`. Level 0 keeps ±Inf; shrunk levels show any non-finite block as NaN.
+    largest |w| of the 4 x 4 block), so all levels together cost a third more memory than `m`.
+    Level 0 keeps ±Inf; shrunk levels show any non-finite block as NaN.
     """
     out = [m]
     for _ in range(1, n_levels):
@@ -233,7 +234,7 @@ def halve(a: np.ndarray) -> np.ndarray:
     hi_rows, lo_rows = np.maximum(top, bottom), np.minimum(top, bottom)
     hi = np.maximum(hi_rows[:, 0::2], hi_rows[:, 1::2])
     lo = np.minimum(lo_rows[:, 0::2], lo_rows[:, 1::2])
-    out = np.where(hi >= -lo, hi, lo).astype(np.float32, copy=False)
+    out: np.ndarray = np.where(hi >= -lo, hi, lo).astype(np.float32, copy=False)
     out[~np.isfinite(out)] = np.nan
     return out
 

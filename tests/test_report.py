@@ -1,0 +1,289 @@
+"""The HTML report: sections, findings data, escaping, no network, failures, rebuilds, curves."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import planted
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from striate.errors import StriateError
+from striate.report import rebuild_report, scan_figures
+from striate.report.curves import anomalies, metric_series, robust_z
+from striate.report.scan_html import render_scan_report
+from striate.run import Run
+from striate.scan import scan
+
+XSS = "<img src=x onerror=alert(1)>"
+BREAKOUT = "evil</script><script>alert(2)</script><!--.weight"  # carries a planted row line
+BREAKOUT_ROW = 3
+SECTIONS = ["glance", "findings", "residual", "curves", "gallery", "ffn", "spectra", "banding"]
+
+
+def build_scan(folder: Path) -> tuple[Path, planted.Planted]:
+    """The planted GPT-2 plus two tensors with hostile names; scanned into folder/run."""
+    truth = planted.gpt2(folder / "model")
+    file = truth.path / "model.safetensors"
+    tensors = load_file(str(file))
+    rng = np.random.default_rng(1)
+    tensors[XSS] = torch.from_numpy(rng.standard_normal((16, 16)).astype(np.float32))
+    breakout = 0.02 * rng.standard_normal((64, 64))
+    breakout[BREAKOUT_ROW, :] *= 8
+    tensors[BREAKOUT] = torch.from_numpy(breakout.astype(np.float32))
+    save_file(tensors, str(file))
+    scan(truth.path, folder / "run")
+    return folder / "run", truth
+
+
+@pytest.fixture(scope="module")
+def scanned(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, planted.Planted]:
+    return build_scan(tmp_path_factory.mktemp("report"))
+
+
+@pytest.fixture
+def run_copy(scanned: tuple[Path, planted.Planted], tmp_path: Path) -> Path:
+    """A copy of the scanned run that a test may change."""
+    return Path(shutil.copytree(scanned[0], tmp_path / "run"))
+
+
+def findings_json(html: str) -> dict[str, Any]:
+    match = re.search(r'<script type="application/json" id="findings-data">(.*?)</script>', html)
+    assert match is not None
+    data: dict[str, Any] = json.loads(match.group(1))
+    return data
+
+
+def section_ids(html: str) -> list[str]:
+    return re.findall(r'<section id="([^"]+)">', html)
+
+
+def test_sections_and_the_planted_findings(scanned: tuple[Path, planted.Planted]) -> None:
+    run_dir, truth = scanned
+    html = (run_dir / "index.html").read_text()
+    assert section_ids(html) == SECTIONS
+    assert html.count('<div class="failed">') == 0
+    run = Run.load(run_dir)
+    data = findings_json(html)
+    assert len(data["rows"]) == len(run.findings)
+    hot = [r for r in data["rows"] if r["kind"] == "hotspot"]
+    assert [(r["tensor"], r["index"], r["residual_dim"]) for r in hot] == [
+        (truth.hotspot[0], "[20, 100]", planted.HOT_DIM)
+    ]
+    # its link leads to the gallery entry of that tensor, which shows the tensor's image
+    position = run.tensors.index[run.tensors["name"] == truth.hotspot[0]][0]
+    assert hot[0]["anchor"] == f"t-{position}"
+    figure = re.search(rf'<figure id="t-{position}">(.*?)</figure>', html)
+    assert figure is not None and run.tensors.loc[position, "image"] in figure.group(1)
+    # the gallery groups by layer: layer 1 holds it, the token embedding has no layer
+    layer1 = html[
+        html.index('<details id="layer-1">') : html.index('<details id="layer-1">') + 10**6
+    ]
+    assert f'id="t-{position}"' in layer1.split("</details>")[0]
+    no_layer = html[html.index('<details id="layer-none">') :].split("</details>")[0]
+    wte = run.tensors.index[run.tensors["name"] == "wte.weight"][0]
+    assert f'id="t-{wte}"' in no_layer
+    # residual dim 7 links its norm gains (all five) to their gallery entries
+    residual = html[html.index('<section id="residual">') : html.index('<section id="curves">')]
+    for name in truth.norm_tensors:
+        t = run.tensors.index[run.tensors["name"] == name][0]
+        assert f'<a href="#t-{t}"><code>{name}</code></a> = 6' in residual
+    # one curve figure per metric with data, each written
+    for metric in ("frobenius_norm", "stable_rank", "alpha", "kurtosis"):
+        assert f'src="images/report/{metric}.png"' in html
+        assert (run_dir / "images" / "report" / f"{metric}.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_no_external_url_and_every_link_is_a_file_of_the_run(
+    scanned: tuple[Path, planted.Planted],
+) -> None:
+    run_dir, _ = scanned
+    html = (run_dir / "index.html").read_text()
+    assert not re.search(r"https?://", html, re.IGNORECASE)
+    assert not re.search(r"url\(", html, re.IGNORECASE)
+    assert not re.search(r"@import", html, re.IGNORECASE)
+    markup = re.sub(r"<script>.*?</script>", "", html, flags=re.DOTALL)  # the page's own JS
+    targets = re.findall(r'\b(?:src|href)\s*=\s*"([^"]*)"', markup)
+    assert len(targets) > 50
+    ids = set(re.findall(r'\bid="([^"]+)"', html))
+    for target in targets:
+        assert not re.match(r"^[a-z][a-z0-9+.-]*:|^//", target, re.IGNORECASE), target
+        if target.startswith("#"):
+            assert target[1:] in ids, target
+        else:
+            assert (run_dir / target).is_file(), target
+
+
+def test_names_from_the_file_are_escaped(scanned: tuple[Path, planted.Planted]) -> None:
+    html = (scanned[0] / "index.html").read_text()
+    assert XSS not in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html
+    # the hostile name cannot end the JSON block: it parses, and holds the name exactly
+    assert "</script><script>alert(2)" not in html
+    rows = findings_json(html)["rows"]
+    breakout = [r for r in rows if r["tensor"] == BREAKOUT]
+    assert [(r["kind"], r["index"]) for r in breakout] == [("line", f"[{BREAKOUT_ROW}, :]")]
+    assert html.count("<script") == 2  # the data block and the page's own script
+
+
+def test_a_failing_section_becomes_a_placeholder(
+    run_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object) -> str:
+        raise RuntimeError("gallery <b>broke</b>")
+
+    monkeypatch.setattr(scan_figures, "gallery", broken)
+    html = rebuild_report(run_copy).read_text()
+    assert section_ids(html) == SECTIONS
+    expected = (
+        '<div class="failed">section Tensors by layer and role could not be built: '
+        "RuntimeError: gallery &lt;b&gt;broke&lt;/b&gt;</div>"
+    )
+    assert html.count('<div class="failed">') == 1 and expected in html
+    assert len(findings_json(html)["rows"]) == len(Run.load(run_copy).findings)
+    assert 'src="images/report/stable_rank.png"' in html
+
+
+def test_failed_tensors_are_listed_escaped(run_copy: Path) -> None:
+    manifest = json.loads((run_copy / "manifest.json").read_text())
+    manifest["tensors"]["wte.weight"] = {"status": "failed", "error": "bad <bytes> here"}
+    (run_copy / "manifest.json").write_text(json.dumps(manifest))
+    html = rebuild_report(run_copy).read_text()
+    glance = html[: html.index('<section id="findings">')]
+    assert '<tr><th>failed tensors</th><td class="num">1</td></tr>' in glance
+    assert "<code>wte.weight</code></a>: bad &lt;bytes&gt; here</li>" in glance
+
+
+def test_rebuild_gives_the_same_report(run_copy: Path) -> None:
+    before = (run_copy / "index.html").read_text()
+    (run_copy / "index.html").unlink()
+    path = rebuild_report(str(run_copy))
+    assert path == run_copy / "index.html"
+    after = path.read_text()
+    assert section_ids(after) == section_ids(before) == SECTIONS
+    assert findings_json(after) == findings_json(before)
+    assert re.findall(r'<figure id="(t-\d+)">', after) == re.findall(
+        r'<figure id="(t-\d+)">', before
+    )
+    assert not list(run_copy.glob(".index.html.*"))  # the atomic write left no temp file
+
+
+def test_rebuild_refuses_what_is_not_a_run(tmp_path: Path) -> None:
+    with pytest.raises(StriateError) as info:
+        rebuild_report(tmp_path)
+    message = str(info.value)
+    assert message.startswith(f"{tmp_path}: not a striate run directory: no manifest.json")
+    assert "\n" not in message
+    (tmp_path / "manifest.json").write_text('{"kind": "banana"}')
+    with pytest.raises(StriateError, match="names no known run kind \\('banana'\\)"):
+        rebuild_report(tmp_path)
+    (tmp_path / "manifest.json").write_text("{not json")
+    with pytest.raises(StriateError, match=r"manifest\.json cannot be read: JSONDecodeError"):
+        rebuild_report(tmp_path)
+    assert not (tmp_path / "index.html").exists()
+
+
+def test_rebuild_lab_and_experiment_runs(tmp_path: Path) -> None:
+    lab = tmp_path / "lab"
+    (lab / "figures").mkdir(parents=True)
+    (lab / "figures" / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    manifest = {"kind": "lab", "name": "superposition", "preset": "quick", "seed": 0,
+                "instances": 3, "wall_time_s": 1.25, "striate_version": "x",
+                "config": {"note": "</pre><b>"}, "figures": ["figures/a.png"]}  # fmt: skip
+    (lab / "manifest.json").write_text(json.dumps(manifest))
+    (lab / "summary.json").write_text(json.dumps({"claim": "<i>holds</i>"}))
+    html = rebuild_report(lab).read_text()
+    assert section_ids(html) == ["figures", "summary", "config"]
+    assert html.count("<img ") == 1 and 'src="figures/a.png"' in html
+    assert "&lt;i&gt;holds&lt;/i&gt;" in html and "&lt;/pre&gt;&lt;b&gt;" in html
+    assert "Toy Models of Superposition" in html or "superposition" in html.lower()
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    manifest = {"kind": "experiment", "name": "grok<x>", "preset": "quick", "wall_time_s": 2.0,
+                "conditions": [{"name": "wd=1", "checkpoints": "checkpoints/wd_1"}],
+                "figures": []}  # fmt: skip
+    (exp / "manifest.json").write_text(json.dumps(manifest))
+    (exp / "summary.json").write_text(json.dumps({"claims": {"grokked": True}}))
+    html = rebuild_report(exp).read_text()
+    assert section_ids(html) == ["conditions", "claims", "figures", "summary"]
+    assert "<h1>striate experiment grok&lt;x&gt; (quick)</h1>" in html
+    assert "<tr><td>grokked</td><td>yes</td></tr>" in html
+
+
+def test_rebuild_a_track_run(tmp_path: Path) -> None:
+    from striate.track import track
+
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((16, 12)).astype(np.float32)
+    for step in (0, 10, 20):
+        w = w + 0.1 * rng.standard_normal(w.shape).astype(np.float32)
+        save_file({"a.weight": torch.from_numpy(w)}, str(tmp_path / f"ckpt_{step}.safetensors"))
+    track([str(tmp_path / "ckpt_*.safetensors")], tmp_path / "run")
+    (tmp_path / "run" / "index.html").unlink()
+    html = rebuild_report(tmp_path / "run").read_text()
+    assert "<h1>striate track: 3 checkpoints, 1 tensors</h1>" in html
+    assert section_ids(html) == ["checkpoints", "figures"]
+    for target in re.findall(r'\b(?:src|href)="([^"#]+)"', html):
+        assert (tmp_path / "run" / target).is_file(), target
+
+
+def _series(values: dict[str, list[float]]) -> pd.DataFrame:
+    rows = [{"name": f"blocks.{layer}.{kind}.weight", "role": kind, "layer": layer, "alpha": v}
+            for kind, vs in values.items() for layer, v in enumerate(vs)]  # fmt: skip
+    table: pd.DataFrame = pd.DataFrame(rows).astype({"layer": "Int64"})
+    return table
+
+
+def test_anomalies_mark_one_layer_far_off_and_nothing_on_smooth_series() -> None:
+    rng = np.random.default_rng(0)
+    noisy = 3.0 * (1 + 0.02 * rng.standard_normal(12))
+    spiked = noisy.copy()
+    spiked[5] *= 1.5
+    assert np.flatnonzero(anomalies(spiked)).tolist() == [5]
+    median = np.median(spiked)
+    mad = np.median(np.abs(spiked - median))
+    assert robust_z(spiked)[5] == pytest.approx(0.6745 * (spiked[5] - median) / mad, rel=1e-3)
+    # a geometric series (2^layer) is judged in log units, where it is a straight line
+    geometric = 2.0 ** np.arange(10)
+    assert robust_z(geometric) == pytest.approx((np.arange(10) - 4.5) / (1.4826 * 2.5), rel=1e-12)
+    assert not anomalies(noisy).any()
+    for smooth in (np.linspace(1.0, 2.0, 12), np.sqrt(np.arange(1, 25)), geometric):
+        assert not anomalies(smooth).any()
+    assert not anomalies(np.ones(12)).any()  # a constant series: MAD and mean deviation 0
+    assert not anomalies(np.array([1.0, 1.0, 1.0, 9.0])).any()  # too few layers to judge
+    flat = np.ones(12)
+    flat[7] = 1.05  # 11 equal values: the mean-deviation fallback still marks the odd one
+    assert np.flatnonzero(anomalies(flat)).tolist() == [7]
+    flat[7] = 1.03  # but a difference under 3.5% of the median never stands out
+    assert not anomalies(flat).any()
+
+
+def test_metric_series_judges_each_kind_of_tensor_across_layers(tmp_path: Path) -> None:
+    smooth = list(np.linspace(2.0, 4.0, 8))
+    odd = [3.0, 3.1, 2.9, 3.05, 9.0, 3.0, 2.95, 3.1]
+    tensors = _series({"attn_q": smooth, "ffn_in": odd})
+    series = metric_series(tensors, "alpha")
+    assert sorted(set(series["series"])) == ["blocks.*.attn_q.weight", "blocks.*.ffn_in.weight"]
+    marked = series[series["anomaly"]]
+    assert marked["name"].tolist() == ["blocks.4.ffn_in.weight"]
+    # the report draws the figure and lists the marked point with a link to its tensor
+    tensors["image"] = None
+    empty = pd.DataFrame(columns=["kind", "tensor", "index", "score", "value", "residual_dim",
+                                  "detail", "layer", "role"])  # fmt: skip
+    run = Run(tmp_path, {"source": "toy"}, tensors, empty, pd.DataFrame())
+    html = render_scan_report(run)
+    curves = html[html.index('<section id="curves">') : html.index('<section id="gallery">')]
+    assert '<div class="failed">' not in curves
+    assert 'src="images/report/alpha.png"' in curves
+    position = tensors.index[tensors["name"] == "blocks.4.ffn_in.weight"][0]
+    rows = re.findall(r'<table class="anomalies">.*?</table>', curves)
+    assert len(rows) == 1 and rows[0].count("<tr>") == 2
+    assert f'<a href="#t-{position}"><code>blocks.4.ffn_in.weight</code></a>' in rows[0]
+    assert (tmp_path / "images" / "report" / "alpha.png").is_file()
