@@ -233,3 +233,18 @@ def test_server_listens_on_loopback_and_reports_a_busy_port(models: dict[str, Pa
 def test_viewer_of_a_missing_model_is_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(StriateError, match="no such file or folder"):
         open_viewer(tmp_path / "missing.safetensors")
+
+
+@pytest.mark.sample
+def test_a_real_135m_model_opens_and_its_largest_tensor_keeps_its_extremes() -> None:
+    c = TestClient(open_viewer("sample:smollm2"), base_url="http://127.0.0.1")
+    model = c.get("/api/model").json()
+    assert len(model["tensors"]) == 272 and model["family"] == "llama"
+    facts = c.get("/api/tensor", params={"name": "token_embd.weight"}).json()
+    assert (facts["height"], facts["width"], facts["levels"]) == (49152, 576, 9)
+    top = tile(c, "token_embd.weight", 8, 0, 0)  # the whole embedding in one 192 x 3 tile
+    assert top.shape == (192, 3)
+    st = facts["stats"]
+    assert np.abs(top).max() == pytest.approx(max(-st["min"], st["max"]))
+    w = striate.open("sample:smollm2").read("token_embd.weight")
+    np.testing.assert_array_equal(tile(c, "token_embd.weight", 0, 100, 2), w[25600:25856, 512:])
