@@ -57,7 +57,13 @@ class ViewerServer:
         self.port = int(self.sock.getsockname()[1])
         shown = f"[{host}]" if ":" in host else host
         self.url = f"http://{shown}:{self.port}/"
-        config = uvicorn.Config(app, log_level="warning", limit_concurrency=1024)
+        config = uvicorn.Config(
+            app,
+            http="h11",
+            log_level="warning",
+            limit_concurrency=1024,
+            h11_max_incomplete_event_size=16384,  # request line and headers: 16 KiB at most
+        )
         self.server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
 

@@ -47,6 +47,7 @@ from striate.viewer.specimen import (
 )
 
 SOURCES = ("a", "b", "diff")
+MAX_URL = 8192  # bytes of path + query; tensor names are far shorter
 STATIC = {"viewer.js": "text/javascript", "viewer.css": "text/css"}
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
@@ -194,11 +195,16 @@ def create_app(a: Specimen, b: Specimen | None = None, *, hosts: list[str] | Non
             StriateError: _error(422),
         },
     )
+    app.state.viewer = viewer  # for tests and scripts: the caches
     return SecurityHeaders(app)
 
 
 class SecurityHeaders:
-    """Adds the CSP and the other security headers to every response."""
+    """Adds the CSP and the other security headers to every response; refuses request bodies.
+
+    The viewer only reads: a request with a body (or another method than GET/HEAD) is refused
+    before anything reads it, and so is an address over MAX_URL bytes; uvicorn bounds headers.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -209,7 +215,24 @@ class SecurityHeaders:
                 message["headers"] = list(message.get("headers", [])) + SECURITY_HEADERS
             await send(message)
 
+        if scope["type"] == "http" and not _bodiless_get(scope):
+            refuse = JSONResponse({"error": "the viewer only answers GET"}, status_code=405)
+            await refuse(scope, receive, send_with_headers)
+            return
+        if scope["type"] == "http" and len(scope["query_string"]) + len(scope["path"]) > MAX_URL:
+            too_long = JSONResponse({"error": "address too long"}, status_code=414)
+            await too_long(scope, receive, send_with_headers)
+            return
         await self.app(scope, receive, send_with_headers)
+
+
+def _bodiless_get(scope: Scope) -> bool:
+    headers = dict(scope["headers"])
+    return (
+        scope["method"] in ("GET", "HEAD")
+        and headers.get(b"content-length", b"0").strip() in (b"", b"0")
+        and b"transfer-encoding" not in headers
+    )
 
 
 def _error(status: int) -> Any:
