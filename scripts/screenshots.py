@@ -1,4 +1,4 @@
-"""Screenshots of the report and the viewer for the README: `.venv/bin/python scripts/screenshots.py`.
+"""Screenshots of the report and viewer for the README: `.venv/bin/python scripts/screenshots.py`.
 
 Scans `sample:minilm` into runs/minilm (unless it is there already), then drives Debian's
 headless chromium (`bash scripts/browser.sh` installs it) over the report opened from disk and
@@ -20,7 +20,8 @@ from striate.viewer import ViewerServer, open_viewer
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+        "--disable-background-networking", "--disable-component-update",
+        "--disable-sync"]  # fmt: skip
 
 
 def main(run_dir: Path = ROOT / "runs" / "minilm", out: Path = ROOT / "docs" / "images") -> None:

@@ -462,14 +462,14 @@ def test_broken_files_raise_striate_errors(tmp_path: Path) -> None:
     good = write_gguf(tmp_path / "good.gguf", {"w": (np.ones((64, 64), np.float32), None)})
     data = good.read_bytes()
     cases = {
-        "truncated-data.gguf": data[: len(data) - 100],
-        "truncated-header.gguf": data[:40],
-        "not-gguf.gguf": b"GGML" + data[4:],
+        "truncated-data.gguf": (data[: len(data) - 100], "tensor 'w': its 16384 bytes at byte"),
+        "truncated-header.gguf": (data[:40], "runs past the end of the 40-byte file"),
+        "not-gguf.gguf": (b"GGML" + data[4:], "cannot open as gguf"),
     }
-    for name, content in cases.items():
+    for name, (content, message) in cases.items():
         bad = tmp_path / name
         bad.write_bytes(content)
-        with pytest.raises(StriateError, match="cannot open as gguf") as err:
+        with pytest.raises(StriateError, match=message) as err:
             open_checkpoint(bad)
         assert str(bad) in str(err.value)
 

@@ -95,10 +95,18 @@ def scan(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")
     ] = False,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume/--no-resume",
+            help="Reuse the results cached in DIR/.striate-cache (the default): a stopped scan "
+            "continues, an unchanged one is near-instant. --no-resume recomputes every tensor.",
+        ),
+    ] = True,
 ) -> None:
     """Find lines, hotspots, norm outliers, sinusoids and head blocks; write the run directory."""
     from striate.config import apply_overrides, load_config_file
-    from striate.scan import ScanConfig
+    from striate.scan import ScanConfig, ScanInterrupted
     from striate.scan import scan as run_scan
 
     config = ScanConfig()
@@ -108,9 +116,20 @@ def scan(
     if no_images:
         config = apply_overrides(config, ["images.enabled=false"])
     out_dir = out or Path("runs") / _run_name(model)
-    run = run_scan(model, out_dir, config=config, progress=not quiet)
+    try:
+        run = run_scan(model, out_dir, config=config, progress=not quiet, resume=resume)
+    except ScanInterrupted as exc:
+        print(f"striate: {exc}", file=sys.stderr)
+        raise typer.Exit(130) from None
     if not quiet:
         _print_scan_summary(run)
+        reused = run.manifest["cache"]["reused"]
+        if reused:
+            console.print(
+                f"{reused} of {len(run.tensors)} tensors from the cache in "
+                f"{out_dir / '.striate-cache'} (--no-resume recomputes them)",
+                highlight=False,
+            )
 
 
 def _run_name(model: str) -> str:

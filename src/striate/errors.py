@@ -31,7 +31,8 @@ class StriateError(Exception):
         text = f"{where}: {message}" if where else message
         if hint:
             text += f" ({hint})"
-        super().__init__(text)
+        # one line: the CLI prints it as `striate: error: ...` and a library's message may not be
+        super().__init__(" ".join(text.split()) if "\n" in text or "\r" in text else text)
 
 
 class MissingExtraError(StriateError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from striate import store
 from striate._version import __version__
 from striate.analyses import banding as bands
 from striate.analyses.banding import Banding, BandingConfig
@@ -43,6 +45,7 @@ from striate.errors import StriateError
 from striate.ffn_scan import FFNCollector, default_layers, ffn_tables, write_ffn_figures
 from striate.progress import progress_bar
 from striate.run import Run, assemble, write_run
+from striate.scan_cache import Entry, TensorCache
 from striate.spectrum_scan import draw_depth, draw_matrix_spectrum, spectra_table
 
 _HEAD_ROLES = {"attn_q": "q", "attn_k": "kv", "attn_v": "kv", "attn_qkv": "qkv", "attn_out": "q"}
@@ -123,6 +126,9 @@ def analyse_tensor(
     if matrix is not None:
         shape = (int(matrix.shape[0]), int(matrix.shape[1]))
         row["spectrum_skipped"] = skip_reason(shape, config.spectrum)
+        n_bad = int(row.get("n_nan", 0)) + int(row.get("n_inf", 0))
+        if row["spectrum_skipped"] is None and n_bad:
+            row["spectrum_skipped"] = f"{n_bad} non-finite values (see the nonfinite finding)"
         if row["spectrum_skipped"] is None:
             result.singular_values = singular_values(matrix)
             result.matrix_shape = shape
@@ -195,27 +201,68 @@ def scan(
     *,
     config: ScanConfig | None = None,
     progress: bool = False,
+    resume: bool = True,
 ) -> Run:
     """Scan every tensor of `model` (path, folder, sample:NAME, hub id or open Checkpoint).
 
-    With `out`, the run directory is written there (tables, manifest, images). Returns the
-    tables as pandas DataFrames either way.
+    With `out`, the run directory is written there (tables, manifest, images), and each tensor's
+    result is cached in `out/.striate-cache/` as soon as it is done: a scan that was stopped
+    continues where it stopped, and a second scan of an unchanged model with the same settings
+    reuses every result. `resume=False` empties the cache first and recomputes every tensor.
+    Returns the tables as pandas DataFrames either way.
     """
     config = config or ScanConfig()
-    if isinstance(model, Checkpoint):
-        return _scan(model, model, out, config, progress)
-    with open_checkpoint(model) as ckpt:
-        return _scan(model, ckpt, out, config, progress)
+    out_dir = None if out is None else Path(out)
+    tally = _Tally()
+    try:
+        with ExitStack() as stack:
+            ckpt = model if isinstance(model, Checkpoint) else open_checkpoint(model)
+            if ckpt is not model:
+                stack.enter_context(ckpt)
+            cache = None
+            if out_dir is not None:
+                stack.enter_context(store.run_lock(out_dir))
+                store.remove_temp_files(out_dir)
+                (out_dir / "manifest.json").unlink(missing_ok=True)  # written last, when complete
+                cache = TensorCache(out_dir, as_dict(config), reuse=resume)
+            return _scan(model, ckpt, out_dir, config, progress, cache, tally)
+    except KeyboardInterrupt as exc:
+        again = "; rerun with --resume" if out_dir is not None else ""
+        raise ScanInterrupted(
+            f"interrupted: {tally.done} of {tally.total} tensors done{again}"
+        ) from exc
+    except OSError as exc:
+        if not store.disk_full(exc):
+            raise
+        raise StriateError(
+            f"disk full while writing {exc.filename}; {tally.done} tensors done are kept in the "
+            "cache",
+            path=out_dir,
+            hint="free space and rerun with --resume",
+        ) from exc
+
+
+class ScanInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a scan; the message says how far it got. The cache keeps what was done."""
+
+
+@dataclass
+class _Tally:
+    """How far a scan got, for the messages of an interrupted one."""
+
+    done: int = 0  # tensors finished (with an output directory: their results are cached)
+    total: int = 0
 
 
 def _scan(
     model: str | Path | Checkpoint,
     ckpt: Checkpoint,
-    out: str | Path | None,
+    out_dir: Path | None,
     config: ScanConfig,
     progress: bool,
+    cache: TensorCache | None,
+    tally: _Tally,
 ) -> Run:
-    out_dir = None if out is None else Path(out)
     if out_dir is not None:
         (out_dir / "images").mkdir(parents=True, exist_ok=True)
     anat = anatomy_of(ckpt)
@@ -227,6 +274,7 @@ def _scan(
     spectra: dict[str, np.ndarray] = {}
     names = ckpt.names()
     infos = [ckpt.info(n) for n in names]
+    tally.total = len(infos)
     ffn_layers = sorted(t.layer for t in anat.ffn)
     figure_layers = list(config.ffn.layers) or default_layers(ffn_layers)
     collector = FFNCollector(
@@ -235,44 +283,42 @@ def _scan(
         layers=None if config.ffn.enabled else set(),
         similarity_layers=set(figure_layers),
     )
+    reused = 0
     with progress_bar(infos, enabled=progress, label="scanning") as advance:
         for position, info in enumerate(infos):
             part = anat[info.name]
-            row = _base_row(info, part)
-            status: dict[str, Any] = {"status": "done"}
-            try:
-                w = ckpt.read(info.name)
-                result = analyse_tensor(w, part, heads, config)
-                row |= result.row
-                findings += [(info.name, part, f) for f in result.findings]
+            kept, w, hit = _tensor(ckpt, info, position, part, heads, config, out_dir, cache)
+            if w is not None:
                 collector.offer(info.name, w)
-                if result.singular_values is not None:
-                    spectra[info.name] = result.singular_values
-                if out_dir is not None and config.images.enabled and w.size > 0:
-                    try:
-                        _images(out_dir, position, w, part, result, heads, config, row)
-                    except Exception as exc:  # a figure that fails loses only itself
-                        status["image_error"] = f"{type(exc).__name__}: {exc}"
-            except Exception as exc:  # one bad tensor never stops the scan
-                message = str(exc)
-                if not isinstance(exc, StriateError):
-                    message = f"{type(exc).__name__}: {exc}"
-                status = {"status": "failed", "error": message}
-            row["status"] = status["status"]
-            rows.append(row)
-            manifest["tensors"][info.name] = status
+            rows.append(kept.row)
+            findings += [(info.name, part, f) for f in kept.findings]
+            if kept.singular_values is not None:
+                spectra[info.name] = kept.singular_values
+            manifest["tensors"][info.name] = kept.status
+            reused += hit
+            tally.done += 1
             advance(info)
     collector.finish()
     run = assemble(rows, findings, manifest, out_dir)
     run.ffn, run.ffn_layers = ffn_tables(collector)
     run.spectra = spectra_table(spectra)
     manifest["ffn_skipped"] = {str(k): v for k, v in collector.skipped.items()}
-    if out_dir is not None and config.images.enabled:
-        ffn_figures = write_ffn_figures(
-            out_dir, collector, run.ffn, run.ffn_layers, figure_layers, model=_label(model, ckpt)
-        )
-        spectra_figures = draw_depth(out_dir, run.tensors)
-        manifest["figures"] = {"ffn": ffn_figures, "spectra": spectra_figures}
+    manifest["cache"] = {"reused": reused, "computed": len(infos) - reused}
+    if out_dir is not None and cache is not None and config.images.enabled:
+        label = _label(model, ckpt)
+
+        def ffn_figures() -> list[str]:
+            return write_ffn_figures(
+                out_dir, collector, run.ffn, run.ffn_layers, figure_layers, model=label
+            )
+
+        facts = (label, figure_layers, manifest["ffn_skipped"])
+        manifest["figures"] = {
+            "ffn": cache.figures("ffn", facts, ffn_figures),
+            "spectra": cache.figures("spectra", (), lambda: draw_depth(out_dir, run.tensors)),
+        }
+    if cache is not None:
+        cache.prune()
     manifest["finished"] = _now()
     manifest["seconds"] = round(time.time() - started, 3)
     if out_dir is not None:
@@ -281,6 +327,63 @@ def _scan(
         write_run(run)
         write_report(run)
     return run
+
+
+def _tensor(
+    ckpt: Checkpoint,
+    info: TensorInfo,
+    position: int,
+    part: TensorAnatomy,
+    heads: HeadCounts,
+    config: ScanConfig,
+    out_dir: Path | None,
+    cache: TensorCache | None,
+) -> tuple[Entry, np.ndarray | None, bool]:
+    """Read, analyse and draw one tensor, or take its result from the cache.
+
+    Returns what the run keeps of it, its values (None when it failed) and whether the result
+    came from the cache.
+    """
+    row = _base_row(info, part)
+    try:
+        w = ckpt.read(info.name)
+        key = ""
+        if cache is not None:
+            facts = (position, info.name, info.shape, info.dtype, info.nbytes, info.file.name,
+                     info.file_shape, part, heads)  # fmt: skip
+            key = cache.key(*facts, values=w)
+            hit = cache.get(key)
+            if hit is not None:
+                return hit, w, True
+        result = analyse_tensor(w, part, heads, config)
+        row |= result.row
+        status: dict[str, Any] = {"status": "done"}
+        if out_dir is not None and config.images.enabled:
+            try:
+                _images(out_dir, position, w, part, result, heads, config, row)
+            except Exception as exc:  # a figure that fails loses only itself
+                if store.disk_full(exc):
+                    raise
+                status["image_error"] = f"{type(exc).__name__}: {exc}"
+        row["status"] = "done"
+        images = [row[c] for c in _IMAGE_COLUMNS if row.get(c) is not None]
+        kept = Entry(
+            row, status, result.findings, result.singular_values, dict.fromkeys(images, "")
+        )
+        if cache is not None and "image_error" not in status:
+            cache.put(key, kept)  # failures are not cached: the next scan tries again
+        return kept, w, False
+    except Exception as exc:  # one bad tensor never stops the scan
+        if store.disk_full(exc):
+            raise
+        message = str(exc)
+        if not isinstance(exc, StriateError):
+            message = f"{type(exc).__name__}: {exc}"
+        failed = Entry(row | {"status": "failed"}, {"status": "failed", "error": message}, [])
+        return failed, None, False
+
+
+_IMAGE_COLUMNS = ("image", "spectrum_image", "banding_image")
 
 
 def _images(

@@ -1,9 +1,16 @@
-"""Reading and writing run directories. Every file is written atomically (temp file, rename)."""
+"""Reading and writing run directories. Every file is written atomically (temp file, rename).
+
+A scan holds the directory's lock (`run_lock`) while it writes, so two scans never mix their files.
+"""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
+import socket
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,10 +19,15 @@ from typing import IO, Any
 
 import pandas as pd
 
+from striate.errors import StriateError
+
 #: the tables of a scan run directory (shared/DESIGN.md, "Output contract")
 TABLES = ("tensors", "findings", "residual_dims")
 #: tables written only when their analysis found something to say
 OPTIONAL_TABLES = ("ffn", "ffn_layers", "spectra")
+LOCK_FILE = ".striate.lock"
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+_TEMP = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")  # what atomic_file's mkstemp names look like
 
 
 @contextmanager
@@ -30,9 +42,91 @@ def atomic_file(path: Path, mode: str = "wb") -> Iterator[IO[Any]]:
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o644)  # mkstemp makes it private; a report server must read it
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and disk_full(exc) and exc.filename is None:
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc  # name the file
         raise
+
+
+def disk_full(exc: BaseException) -> bool:
+    """True for the error of a write to a full disk (or an exhausted quota)."""
+    return isinstance(exc, OSError) and exc.errno in _DISK_FULL
+
+
+def remove_temp_files(run_dir: Path) -> None:
+    """Delete the temporary files a killed scan left in `run_dir` and its images (hold its lock)."""
+    for path in [*run_dir.glob(".*.tmp"), *(run_dir / "images").rglob(".*.tmp")]:
+        if _TEMP.match(path.name) and path.is_file():
+            path.unlink(missing_ok=True)
+
+
+@contextmanager
+def run_lock(folder: Path) -> Iterator[None]:
+    """Hold `folder/.striate.lock` (pid and host) for the block; refuse if another scan holds it.
+
+    A lock left by a process that no longer runs on this host (a scan that was killed) is taken
+    over with a note on stderr.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / LOCK_FILE
+    me: dict[str, Any] = {"pid": os.getpid(), "host": socket.gethostname()}
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            holder = _lock_holder(path)
+            if _alive(holder, me["host"]):
+                raise StriateError(
+                    f"another striate scan (pid {holder.get('pid')} on "
+                    f"{holder.get('host')}) is writing into this directory",
+                    path=folder,
+                    hint=f"wait for it or choose another --out; if none runs, delete {LOCK_FILE}",
+                ) from None
+            print(
+                f"striate: note: {folder}: taking over the lock of pid {holder.get('pid')}, "
+                "which no longer runs",
+                file=sys.stderr,
+            )
+            if _lock_holder(path) == holder:  # not already taken over by another scan
+                path.unlink(missing_ok=True)
+            continue
+        try:
+            with os.fdopen(fd, "w") as fh:
+                json.dump(me, fh)
+        except OSError as exc:  # a full disk, most likely: leave no empty lock behind
+            path.unlink(missing_ok=True)
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
+        break
+    else:  # another scan took the stale lock between our look and our retry
+        raise StriateError("another striate scan took this directory's lock", path=folder)
+    try:
+        yield
+    finally:
+        if _lock_holder(path) == me:
+            path.unlink(missing_ok=True)
+
+
+def _lock_holder(path: Path) -> dict[str, Any]:
+    try:
+        holder = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # being written this instant, or not ours: treat as held
+        return {"pid": "?", "host": "?"}
+    return holder if isinstance(holder, dict) else {"pid": "?", "host": "?"}
+
+
+def _alive(holder: dict[str, Any], host: str) -> bool:
+    """Whether the lock's process may still run; only a pid on this host can be checked."""
+    pid = holder.get("pid")
+    if holder.get("host") != host or not isinstance(pid, int) or sys.platform == "win32":
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
 
 
 def write_json(path: Path, data: Any) -> None:

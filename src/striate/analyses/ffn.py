@@ -222,7 +222,8 @@ def ffn_layer_summary(neurons: pd.DataFrame, config: FFNConfig) -> dict[str, flo
     if gated:
         for which in ("gate_in", "gate_out"):
             cos = np.abs(neurons[f"{which}_alignment"].to_numpy(dtype=np.float64))
-            row[f"{which}_abs_alignment_mean"] = float(np.nanmean(cos)) if cos.size else math.nan
+            cos = cos[np.isfinite(cos)]
+            row[f"{which}_abs_alignment_mean"] = float(cos.mean()) if cos.size else math.nan
     return row
 
 

@@ -107,7 +107,7 @@ class Checkpoint(ABC):
             raise
         except Exception as exc:  # a reader library failing on a broken file
             raise StriateError(
-                f"cannot read tensor: {type(exc).__name__}: {exc}", path=info.file, tensor=name
+                f"cannot read tensor: {library_error(exc)}", path=info.file, tensor=name
             ) from exc
         out = np.asarray(values)
         if out.dtype != np.float32:
@@ -164,8 +164,17 @@ def zip_members(path: Path, head: bytes) -> list[str]:
     try:
         with zipfile.ZipFile(path) as zf:
             return zf.namelist()
-    except (zipfile.BadZipFile, OSError):
+    except Exception:  # a damaged directory: BadZipFile, UnicodeDecodeError, EOFError, ...
         return []
+
+
+def library_error(exc: BaseException, limit: int = 240) -> str:
+    """`"Type: message"` of a library's exception, on one line and at most `limit` characters.
+
+    Libraries quote the bytes they choke on (zipfile puts a whole local header in its message).
+    """
+    text = " ".join(f"{type(exc).__name__}: {exc}".split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _find_config(path: Path) -> dict[str, Any] | None:

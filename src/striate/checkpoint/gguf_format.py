@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from striate.checkpoint.base import Checkpoint, TensorInfo
+from striate.checkpoint.base import Checkpoint, TensorInfo, library_error
+from striate.checkpoint.gguf_header import check_gguf_header
 from striate.errors import StriateError, require
 
 # Longer key-value arrays (tokenizer vocabularies, merges) become a short "<array of N str>".
@@ -44,6 +45,7 @@ class GGUFCheckpoint(Checkpoint):
     def __init__(self, path: Path) -> None:
         super().__init__(path)
         gguf: Any = require("gguf", "gguf", path=path)
+        check_gguf_header(path, {int(k): v for k, v in gguf.GGML_QUANT_SIZES.items()})
         try:
             self._reader: Any = gguf.GGUFReader(path)
             self.metadata = {
@@ -53,7 +55,7 @@ class GGUFCheckpoint(Checkpoint):
             }
         except Exception as exc:  # the gguf library refusing a truncated or unknown file
             raise StriateError(
-                f"cannot open as gguf: {type(exc).__name__}: {exc}",
+                f"cannot open as gguf: {library_error(exc)}",
                 path=path,
                 hint="the file may be truncated or corrupt, or newer than the installed "
                 "'gguf' package understands (pip install -U gguf)",

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +31,10 @@ from striate.checkpoint.base import Checkpoint, TensorInfo
 from striate.errors import StriateError, require
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+# A dataset is read only when the file could hold it: deflate packs at most ~1032:1, and a
+# dataset whose chunks were never written reads as its fill value, allowed up to 1 GiB.
+_MAX_EXPANSION = 1100
+_FILL_ALLOWANCE = 1 << 30
 
 
 class HDF5Checkpoint(Checkpoint):
@@ -83,7 +88,19 @@ class HDF5Checkpoint(Checkpoint):
     def _read(self, name: str) -> npt.NDArray[Any]:
         if self._h5 is None:
             raise StriateError("the checkpoint is closed", path=self.path, tensor=name)
-        return np.asarray(self._datasets[name][()])
+        dataset = self._datasets[name]
+        nbytes = math.prod(dataset.shape) * dataset.dtype.itemsize
+        size = self.path.stat().st_size
+        if nbytes > _MAX_EXPANSION * size + _FILL_ALLOWANCE:
+            # a header can declare any shape; unwritten chunks read as the fill value
+            raise StriateError(
+                f"its header declares {nbytes} bytes ({dataset.shape} of {dataset.dtype}), "
+                f"more than this {size}-byte file can hold even compressed",
+                path=self.path,
+                tensor=name,
+                hint="the file is corrupt; striate does not allocate that much",
+            )
+        return np.asarray(dataset[()])
 
     def close(self) -> None:
         if self._h5 is not None:

@@ -106,6 +106,10 @@ class ONNXCheckpoint(Checkpoint):
         tensor = found.tensor
         if tensor.data_type in _NOT_NUMBERS:
             self.skipped[_join(found.where, found.name)] = _NOT_NUMBERS[tensor.data_type]
+        elif tensor.data_type not in self._onnx.TensorProto.DataType.values():
+            self.skipped[_join(found.where, found.name)] = (
+                f"element type {tensor.data_type}, unknown to the installed onnx package"
+            )
         elif tensor.HasField("segment"):
             self.skipped[_join(found.where, found.name)] = "segmented tensor, not read"
         else:

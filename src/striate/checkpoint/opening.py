@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from striate.checkpoint.base import Checkpoint, MultiFileCheckpoint
+from striate.checkpoint.base import Checkpoint, MultiFileCheckpoint, library_error
 from striate.checkpoint.registry import read_head, reader_classes
 from striate.errors import StriateError
 
@@ -52,7 +52,7 @@ def _open_file(path: Path) -> Checkpoint:
     head = read_head(path)
     classes = reader_classes()
     for cls in classes:
-        if cls.sniff(path, head):
+        if _sniffs(cls, path, head):
             return _construct(cls, path)
     suffix = path.suffix.lower()
     for cls in classes:
@@ -66,6 +66,13 @@ def _open_file(path: Path) -> Checkpoint:
     )
 
 
+def _sniffs(cls: type[Checkpoint], path: Path, head: bytes) -> bool:
+    try:
+        return cls.sniff(path, head)
+    except Exception:  # a damaged file fails its signature check; the suffix may still fit
+        return False
+
+
 def _construct(cls: type[Checkpoint], path: Path) -> Checkpoint:
     try:
         return cls(path)
@@ -73,7 +80,7 @@ def _construct(cls: type[Checkpoint], path: Path) -> Checkpoint:
         raise
     except Exception as exc:  # a library refusing a broken file
         raise StriateError(
-            f"cannot open as {cls.format}: {type(exc).__name__}: {exc}",
+            f"cannot open as {cls.format}: {library_error(exc)}",
             path=path,
             hint="the file may be truncated or corrupt",
         ) from exc

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import mmap
 import re
 from dataclasses import dataclass
@@ -184,8 +185,11 @@ class TFJSCheckpoint(Checkpoint):
                 )
             if name in self._specs:
                 raise StriateError("tensor appears twice", path=self.path, tensor=name)
-            numel = int(np.prod(shape, dtype=np.int64))
-            nbytes = numel * np.dtype(_DTYPES[stored]).itemsize
+            if any(d < 0 for d in shape):
+                raise StriateError(
+                    f"negative dimension in shape {list(shape)}", path=self.path, tensor=name
+                )
+            nbytes = math.prod(shape) * np.dtype(_DTYPES[stored]).itemsize
             scale, minimum = quant.get("scale"), quant.get("min")
             self._specs[name] = _Spec(
                 shards,

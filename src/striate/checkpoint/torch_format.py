@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy.typing as npt
 
-from striate.checkpoint.base import Checkpoint, TensorInfo, zip_members
+from striate.checkpoint.base import Checkpoint, TensorInfo, library_error, zip_members
+from striate.checkpoint.pickle_scan import check_legacy_sizes
 from striate.errors import StriateError
 
 # pickle protocol 2 + torch's legacy magic number, as written by torch.save before the zip format
@@ -77,18 +78,27 @@ class TorchCheckpoint(Checkpoint):
 
 def _load(path: Path) -> Any:
     import pickle
+    import tarfile
 
     import torch
 
+    with path.open("rb") as fh:
+        zipped = fh.read(4) == b"PK\x03\x04"
     try:
-        try:
+        if zipped:
             return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except RuntimeError as exc:
-            if "mmap" not in str(exc):
-                raise
-            # legacy (pre-zip) files cannot be memory-mapped: read them whole
-            return torch.load(path, map_location="cpu", weights_only=True)
+        # legacy files cannot be memory-mapped: they are read whole, the pickled ones once
+        # their pickles are known to fit the file (torch < 0.4 wrote tar archives)
+        if not tarfile.is_tarfile(path):
+            check_legacy_sizes(path)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        if "Weights only load failed" not in str(exc):
+            raise StriateError(
+                f"damaged pickle: {library_error(exc)}",
+                path=path,
+                hint="the file may be truncated or corrupt",
+            ) from None
         # torch's message says to retry with weights_only=False; we keep only the reason
         lines = [ln.strip() for ln in str(exc).splitlines()]
         reason = next((ln for ln in lines if "GLOBAL" in ln or "Unsupported" in ln), "refused")

@@ -176,7 +176,8 @@ def gate_hist(ax: Axes, df: pd.DataFrame) -> None:
     for which, color in (("in", "#2ca02c"), ("out", "#9467bd")):
         v = df[f"gate_{which}_alignment"].to_numpy(np.float64)
         v = v[np.isfinite(v)]
-        words = f"cos(gate, {which}): mean |cos| {np.abs(v).mean():.3f}"
+        mean = f"{np.abs(v).mean():.3f}" if v.size else "n/a (no finite values)"
+        words = f"cos(gate, {which}): mean |cos| {mean}"
         ax.hist(v, bins=np.linspace(-1, 1, 81).tolist(), histtype="step", color=color, label=words)
     ax.legend(**LEGEND)
     ax.set_xlabel("cosine", **VERBATIM)

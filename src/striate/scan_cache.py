@@ -1,0 +1,151 @@
+"""The per-tensor cache of a scan: it makes a second scan near-instant and a stopped one resumable.
+
+Each finished tensor's result (its `tensors.parquet` row, manifest status, findings and singular
+values) is written, atomically, to one small file `DIR/.striate-cache/<key>.pkl` as soon as the
+tensor is done. The key is a BLAKE2b digest of everything the result depends on:
+
+- the tensor's values as read (float32, storage coordinates) and its stored dtype, shape, bytes and
+  file name, its position in the file (it names the image), its anatomy (role, layer, layout,
+  residual axis) and the model's head counts;
+- the resolved settings and the striate version.
+
+So a hit is valid by construction; a result whose image files were changed since (another scan
+into the same directory drew over them) is not reused. Failed tensors are not cached, so a failure
+is retried by the next scan. End-of-scan figures are cached the same way (`figures`), keyed by the
+keys of every tensor. Entries are pickles read back by an unpickler that accepts only the classes a
+result holds, so a cache from elsewhere cannot run code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import pickle
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from striate import store
+from striate._version import __version__
+from striate.analyses.finding import Finding
+
+CACHE_DIR = ".striate-cache"
+
+
+@dataclass
+class Entry:
+    """What a scan keeps of one tensor; `images` maps each image it drew to the image's digest."""
+
+    row: dict[str, Any]
+    status: dict[str, Any]
+    findings: list[Finding]
+    singular_values: np.ndarray | None = None
+    images: dict[str, str] = field(default_factory=dict)
+
+
+def digest(*parts: object, data: bytes | memoryview | None = None) -> str:
+    """BLAKE2b (128 bits) of the reprs of `parts`, then `data`."""
+    h = hashlib.blake2b(digest_size=16)
+    for part in parts:
+        h.update(repr(part).encode())
+        h.update(b"\0")
+    if data is not None:
+        h.update(data)
+    return h.hexdigest()
+
+
+def values_bytes(w: np.ndarray) -> memoryview:
+    """The bytes of `w` in C order, without a copy when `w` is already contiguous."""
+    return np.ascontiguousarray(w).reshape(-1).view(np.uint8).data
+
+
+class TensorCache:
+    """Results of one run directory's tensors, by key; `reuse=False` starts from an empty cache."""
+
+    def __init__(self, run_dir: Path, settings: dict[str, Any], *, reuse: bool = True) -> None:
+        self.run_dir = run_dir
+        self.folder = run_dir / CACHE_DIR
+        if not reuse:
+            shutil.rmtree(self.folder, ignore_errors=True)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.settings = digest(__version__, settings)
+        self.used: list[str] = []  # keys this scan read or wrote, in order
+
+    def key(self, *facts: object, values: np.ndarray) -> str:
+        """The key of a result that depends on `facts` (reprs) and the tensor `values`."""
+        return digest(self.settings, *facts, data=values_bytes(values))
+
+    def get(self, key: str) -> Entry | None:
+        """The cached entry of `key` whose images are still those it drew, or None."""
+        path = self.folder / f"{key}.pkl"
+        try:
+            entry = _load(path.read_bytes())
+        except FileNotFoundError:
+            return None
+        except Exception:  # a torn or foreign file is a miss; the new result replaces it
+            return None
+        if not isinstance(entry, Entry) or not self._images_intact(entry.images):
+            return None
+        self.used.append(key)
+        return entry
+
+    def put(self, key: str, entry: Entry) -> None:
+        """Record `entry` under `key` (atomically); its images' digests are taken now."""
+        entry.images = {rel: self._file_digest(rel) for rel in entry.images}
+        with store.atomic_file(self.folder / f"{key}.pkl") as fh:
+            pickle.dump(entry, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        self.used.append(key)
+
+    def figures(self, name: str, facts: object, draw: Callable[[], list[str]]) -> list[str]:
+        """Figures drawn by `draw` (paths relative to the run directory), drawn again only when
+        `facts` or the keys of this scan's tensors changed or a figure file did."""
+        key = digest(self.settings, name, facts, self.used)
+        cached = self.get(key)
+        if cached is not None:
+            return list(cached.images)
+        written = draw()
+        self.put(key, Entry({}, {}, [], images=dict.fromkeys(written, "")))
+        return written
+
+    def prune(self) -> None:
+        """Delete the entries this scan did not use (another model's, other settings')."""
+        keep = {f"{k}.pkl" for k in self.used}
+        for path in self.folder.iterdir():
+            if path.name not in keep:
+                path.unlink(missing_ok=True)
+
+    def _file_digest(self, rel: str) -> str:
+        return digest(data=(self.run_dir / rel).read_bytes())
+
+    def _images_intact(self, images: dict[str, str]) -> bool:
+        try:
+            return all(self._file_digest(rel) == d for rel, d in images.items())
+        except OSError:
+            return False
+
+
+# the globals a pickled Entry refers to (numpy's module moved from numpy.core in numpy 2)
+_ALLOWED = {
+    ("striate.scan_cache", "Entry"),
+    ("striate.analyses.finding", "Finding"),
+    ("numpy", "dtype"),
+    ("numpy", "ndarray"),
+    *((f"numpy.{core}.multiarray", name) for core in ("core", "_core")
+      for name in ("scalar", "_reconstruct")),
+    *((f"numpy.{core}.numeric", "_frombuffer") for core in ("core", "_core")),
+}  # fmt: skip
+
+
+class _Unpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in _ALLOWED:
+            raise pickle.UnpicklingError(f"{module}.{name} is not part of a cache entry")
+        return super().find_class(module, name)
+
+
+def _load(data: bytes) -> Any:
+    return _Unpickler(io.BytesIO(data)).load()
