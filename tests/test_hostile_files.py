@@ -12,6 +12,7 @@ was being read); anything else, MemoryError included, fails.
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
 import pickle
@@ -455,6 +456,57 @@ def test_unknown_onnx_dtype_is_skipped_with_its_reason(tmp_path: Path) -> None:
     with striate.open(path) as ckpt:
         assert ckpt.names() == []
         assert ckpt.skipped == {"w": "element type 999, unknown to the installed onnx package"}
+
+
+# libhdf5 itself loops for ever on this file (a variable-length string attribute whose global-heap
+# object size is corrupt: byte 928 of hostile._h5_bytes() from 6 to 88); it can only be killed.
+HEAP_SIZE_AT = 928
+
+
+def _h5_that_hangs_libhdf5() -> bytes:
+    data = bytearray(hostile._h5_bytes())
+    assert data[HEAP_SIZE_AT] == 6, "the valid HDF5 file changed layout; find the heap size again"
+    data[HEAP_SIZE_AT] = 88
+    return bytes(data)
+
+
+@pytest.mark.parametrize("suffix", [".h5", ".keras"])
+def test_a_libhdf5_hang_is_cut_off(
+    suffix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from striate.checkpoint import hdf5_format
+
+    monkeypatch.setattr(hdf5_format, "INDEX_SECONDS", 1.5)
+    path = tmp_path / f"model{suffix}"
+    if suffix == ".h5":
+        path.write_bytes(_h5_that_hangs_libhdf5())
+    else:
+        with zipfile.ZipFile(path, "w") as zf:
+            zf.writestr("model.weights.h5", _h5_that_hangs_libhdf5())
+    with pytest.raises(striate.StriateError) as caught:
+        striate.open(path)
+    assert str(caught.value).startswith(f"{path}: libhdf5 did not finish reading its metadata")
+    assert "\n" not in str(caught.value)
+    with striate.open(hostile.hdf5_file(tmp_path)) as ckpt:  # the next file reads normally
+        assert ckpt.names() == ["dense/bias", "dense/kernel"]
+
+
+def test_a_libhdf5_crash_is_an_error_not_a_dead_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from striate.checkpoint import hdf5_format
+
+    parent = os.getpid()
+
+    def crash(self: Any) -> None:
+        assert os.getpid() != parent, "the metadata walk ran in this process first"
+        faulthandler.disable()  # pytest's handler would print the child's stack
+        os.kill(os.getpid(), 11)
+
+    monkeypatch.setattr(hdf5_format.HDF5Checkpoint, "_index", crash)
+    path = hostile.hdf5_file(tmp_path)
+    with pytest.raises(striate.StriateError, match=r"libhdf5 crashed \(SIGSEGV\)"):
+        striate.open(path)
 
 
 # --- folders ----------------------------------------------------------------------------------

@@ -12,6 +12,11 @@ Order: the model's order where the file records it, else natural name order (`co
 Datasets that are not real numbers (strings, compound records, complex values, empty
 dataspaces) and links that are not followed are listed in `skipped` with the reason. The file
 stays open until `close()`; values are read one dataset at a time.
+
+libhdf5 itself can loop for ever, or crash, inside one call on a corrupt file (a variable-length
+string attribute whose global-heap size lies makes libhdf5 2.0.0 spin). So on POSIX the
+metadata walk runs first in a forked child under a time limit (`INDEX_SECONDS`); only when it
+finishes does this process walk the same metadata itself.
 """
 
 from __future__ import annotations
@@ -19,7 +24,10 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import re
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -35,6 +43,8 @@ HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 # dataset whose chunks were never written reads as its fill value, allowed up to 1 GiB.
 _MAX_EXPANSION = 1100
 _FILL_ALLOWANCE = 1 << 30
+# how long the forked child may take to walk the metadata before the file is called corrupt
+INDEX_SECONDS = 60.0
 
 
 class HDF5Checkpoint(Checkpoint):
@@ -60,6 +70,7 @@ class HDF5Checkpoint(Checkpoint):
         self._datasets: dict[str, Any] = {}
         # self._infos is filled now, so info() works after close()
         try:
+            self._index_in_child()
             self._index()
         except BaseException:
             self.close()
@@ -84,6 +95,45 @@ class HDF5Checkpoint(Checkpoint):
                 file=self.path,
             )
         self.metadata.update(_root_metadata(self._h5))
+
+    def _index_in_child(self) -> None:
+        """Walk the metadata in a forked child first: a libhdf5 hang or crash on a corrupt
+        file kills the child, not this process. Errors the walk raises normally are left to
+        `_index` here, which raises them with their own message."""
+        if not hasattr(os, "fork"):  # Windows: no guard
+            return
+        # holding h5py's global lock across fork() means no other thread is inside libhdf5
+        lock = getattr(getattr(self._h5py, "_objects", None), "phil", contextlib.nullcontext())
+        with lock:
+            pid = os.fork()
+            if pid == 0:  # the child: walk, then leave without running any Python cleanup
+                code = 1
+                try:
+                    self._index()
+                    code = 0
+                finally:
+                    os._exit(code)
+        deadline = time.monotonic() + INDEX_SECONDS
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                raise StriateError(
+                    f"libhdf5 did not finish reading its metadata in {INDEX_SECONDS:g} s",
+                    path=self.path,
+                    hint="the file is corrupt: libhdf5 loops on some broken attributes",
+                )
+            time.sleep(0.002)
+        if os.WIFSIGNALED(status):
+            name = signal.Signals(os.WTERMSIG(status)).name
+            raise StriateError(
+                f"libhdf5 crashed ({name}) reading its metadata",
+                path=self.path,
+                hint="the file is corrupt",
+            )
 
     def _read(self, name: str) -> npt.NDArray[Any]:
         if self._h5 is None:

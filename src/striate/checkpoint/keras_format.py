@@ -9,12 +9,17 @@ the zip, and h5py reads them in place through a file-like window, nothing extrac
 compressed member is copied once into an anonymous temporary file instead, because HDF5 reads
 by random access and seeking backwards in a deflate stream restarts decompression from the
 start of the member at every seek. The temporary file is removed on `close()`.
+
+Both are read through `_Window`, which reads with `pread` and so never moves a file offset: the
+forked child that walks the metadata first (see `hdf5_format`) shares this process's file
+descriptors, and buffered reads relying on a shared offset would read the wrong bytes.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import struct
 import tempfile
@@ -46,7 +51,7 @@ class KerasCheckpoint(HDF5Checkpoint):
         return WEIGHTS_MEMBER in zip_members(path, head)
 
     def __init__(self, path: Path) -> None:
-        self._member: io.RawIOBase | IO[bytes] | None = None
+        self._member: _Window | None = None
         super().__init__(path)  # calls _open_h5 below
         with zipfile.ZipFile(path) as zf:
             members = set(zf.namelist())
@@ -69,14 +74,18 @@ class KerasCheckpoint(HDF5Checkpoint):
                 ) from None
             if info.flag_bits & 0x1:
                 raise StriateError(f"{WEIGHTS_MEMBER} is encrypted", path=self.path)
+            archive = self.path.open("rb")
             if info.compress_type == zipfile.ZIP_STORED:
-                self._member = _StoredMember(self.path, info)
+                self._member = _Window(
+                    archive, _member_start(archive, info, self.path), info.file_size
+                )
             else:
+                archive.close()
                 # held open until close(); the file has no name and vanishes with it
-                self._member = tempfile.TemporaryFile(prefix="striate-", suffix=".h5")  # noqa: SIM115
+                copy = tempfile.TemporaryFile(prefix="striate-", suffix=".h5")  # noqa: SIM115
                 with zf.open(info) as src:
-                    shutil.copyfileobj(src, self._member, 1 << 20)
-                self._member.seek(0)
+                    shutil.copyfileobj(src, copy, 1 << 20)
+                self._member = _Window(copy, 0, info.file_size)
         try:
             return self._h5py.File(self._member, "r")
         except Exception:
@@ -90,21 +99,25 @@ class KerasCheckpoint(HDF5Checkpoint):
             self._member = None
 
 
-class _StoredMember(io.RawIOBase):
-    """Read-only, seekable view of an uncompressed zip member's bytes inside the archive."""
+def _member_start(archive: IO[bytes], info: zipfile.ZipInfo, path: Path) -> int:
+    """Where an uncompressed member's bytes begin inside the archive."""
+    archive.seek(info.header_offset)
+    signature, name_length, extra_length = _LOCAL_HEADER.unpack(archive.read(_LOCAL_HEADER.size))
+    if signature != b"PK\x03\x04":
+        archive.close()
+        raise StriateError(f"bad zip local header for {info.filename}", path=path)
+    return info.header_offset + _LOCAL_HEADER.size + int(name_length) + int(extra_length)
 
-    def __init__(self, path: Path, info: zipfile.ZipInfo) -> None:
+
+class _Window(io.RawIOBase):
+    """Read-only, seekable view of `size` bytes of an open file from `start`, read with
+    `pread` (no shared file offset is used or moved). Closing it closes the file."""
+
+    def __init__(self, fh: IO[bytes], start: int, size: int) -> None:
         super().__init__()
-        self._fh = path.open("rb")
-        self._fh.seek(info.header_offset)
-        signature, name_length, extra_length = _LOCAL_HEADER.unpack(
-            self._fh.read(_LOCAL_HEADER.size)
-        )
-        if signature != b"PK\x03\x04":
-            self._fh.close()
-            raise StriateError(f"bad zip local header for {info.filename}", path=path)
-        self._start = info.header_offset + _LOCAL_HEADER.size + name_length + extra_length
-        self._size = info.file_size
+        self._fh = fh
+        self._start = start
+        self._size = size
         self._pos = 0
 
     def readable(self) -> bool:
@@ -124,14 +137,21 @@ class _StoredMember(io.RawIOBase):
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
         n = max(0, min(len(view), self._size - self._pos))
-        self._fh.seek(self._start + self._pos)
-        got = self._fh.readinto(view[:n])
-        self._pos += got
-        return got
+        data = _pread(self._fh, n, self._start + self._pos)
+        view[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
 
     def close(self) -> None:
         self._fh.close()
         super().close()
+
+
+def _pread(fh: IO[bytes], n: int, at: int) -> bytes:
+    if hasattr(os, "pread"):
+        return os.pread(fh.fileno(), n, at)
+    fh.seek(at)  # Windows: no fork either, so no offset is shared
+    return fh.read(n)
 
 
 def _json_member(zf: zipfile.ZipFile, member: str, path: Path) -> Any:
