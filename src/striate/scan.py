@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import re
 import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,7 @@ from striate.analyses.periodicity import PeriodicityConfig, find_periodic
 from striate.analyses.spectrum import (
     SpectrumConfig,
     as_matrix,
+    resolve_device,
     singular_values,
     skip_reason,
     spectrum_metrics,
@@ -130,7 +133,7 @@ def analyse_tensor(
         if row["spectrum_skipped"] is None and n_bad:
             row["spectrum_skipped"] = f"{n_bad} non-finite values (see the nonfinite finding)"
         if row["spectrum_skipped"] is None:
-            result.singular_values = singular_values(matrix)
+            result.singular_values = singular_values(matrix, config.spectrum.torch_device())
             result.matrix_shape = shape
             row |= spectrum_metrics(result.singular_values, shape, config.spectrum)
     return result
@@ -202,6 +205,7 @@ def scan(
     config: ScanConfig | None = None,
     progress: bool = False,
     resume: bool = True,
+    jobs: int = 1,
 ) -> Run:
     """Scan every tensor of `model` (path, folder, sample:NAME, hub id or open Checkpoint).
 
@@ -210,8 +214,19 @@ def scan(
     continues where it stopped, and a second scan of an unchanged model with the same settings
     reuses every result. `resume=False` empties the cache first and recomputes every tensor.
     Returns the tables as pandas DataFrames either way.
+
+    `jobs` > 1 analyses that many tensors at once in threads while this thread reads the next
+    one (numpy, LAPACK and torch release the GIL; drawing takes turns): at most `jobs` + 1
+    tensors are in memory, each numeric library gets one thread per job, and the tables are
+    the same as with `jobs=1`. `config.spectrum.device` "auto" is resolved here ("cuda" when
+    torch sees a GPU) and recorded in the manifest's settings.
     """
     config = config or ScanConfig()
+    config = replace(
+        config, spectrum=replace(config.spectrum, device=resolve_device(config.spectrum.device))
+    )
+    if jobs < 1:
+        raise StriateError(f"jobs must be at least 1, got {jobs}")
     out_dir = None if out is None else Path(out)
     tally = _Tally()
     try:
@@ -225,7 +240,12 @@ def scan(
                 store.remove_temp_files(out_dir)
                 (out_dir / "manifest.json").unlink(missing_ok=True)  # written last, when complete
                 cache = TensorCache(out_dir, as_dict(config), reuse=resume)
-            return _scan(model, ckpt, out_dir, config, progress, cache, tally)
+            if jobs > 1:
+                from striate.threads import torch_threads
+
+                stack.enter_context(torch_threads(1))  # one BLAS/torch thread per job
+            workers = stack.enter_context(_Workers(jobs))
+            return _scan(model, ckpt, out_dir, config, progress, cache, tally, workers)
     except KeyboardInterrupt as exc:
         again = "; rerun with --resume" if out_dir is not None else ""
         raise ScanInterrupted(
@@ -262,6 +282,7 @@ def _scan(
     progress: bool,
     cache: TensorCache | None,
     tally: _Tally,
+    workers: _Workers,
 ) -> Run:
     if out_dir is not None:
         (out_dir / "images").mkdir(parents=True, exist_ok=True)
@@ -285,19 +306,34 @@ def _scan(
     )
     reused = 0
     with progress_bar(infos, enabled=progress, label="scanning") as advance:
+
+        def collect(task: _Task) -> None:
+            nonlocal reused
+            kept = task.result()
+            if kept.row["status"] != "failed" and task.w is not None:
+                collector.offer(task.info.name, task.w)
+            rows.append(kept.row)
+            findings.extend((task.info.name, task.part, f) for f in kept.findings)
+            if kept.singular_values is not None:
+                spectra[task.info.name] = kept.singular_values
+            manifest["tensors"][task.info.name] = kept.status
+            reused += task.hit
+            tally.done += 1
+            advance(task.info)
+
+        queue: deque[_Task] = deque()
         for position, info in enumerate(infos):
             part = anat[info.name]
-            kept, w, hit = _tensor(ckpt, info, position, part, heads, config, out_dir, cache)
-            if w is not None:
-                collector.offer(info.name, w)
-            rows.append(kept.row)
-            findings += [(info.name, part, f) for f in kept.findings]
-            if kept.singular_values is not None:
-                spectra[info.name] = kept.singular_values
-            manifest["tensors"][info.name] = kept.status
-            reused += hit
-            tally.done += 1
-            advance(info)
+            task = _read(ckpt, info, position, part, heads, cache)
+            if task.entry is None:
+                task.future = workers.submit(
+                    _compute, task, position, heads, config, out_dir, cache
+                )
+            queue.append(task)
+            while len(queue) > workers.jobs or (queue and queue[0].done()):
+                collect(queue.popleft())  # in order: the tables do not depend on timing
+        while queue:
+            collect(queue.popleft())
     collector.finish()
     run = assemble(rows, findings, manifest, out_dir)
     run.ffn, run.ffn_layers = ffn_tables(collector)
@@ -329,34 +365,89 @@ def _scan(
     return run
 
 
-def _tensor(
+@dataclass
+class _Task:
+    """One tensor on its way through the scan: read, then analysed (or taken from the cache)."""
+
+    info: TensorInfo
+    part: TensorAnatomy
+    w: np.ndarray | None = None  # its values; None when reading failed
+    key: str = ""  # its cache key
+    entry: Entry | None = None  # what the run keeps of it, once known
+    hit: bool = False  # the entry came from the cache
+    future: Future[Entry] | None = None  # the analysis running on a worker
+
+    def done(self) -> bool:
+        return self.future is None or self.future.done()
+
+    def result(self) -> Entry:
+        entry = self.entry if self.future is None else self.future.result()
+        assert entry is not None
+        return entry
+
+
+class _Workers:
+    """`jobs` analysis threads; with one job, each analysis runs at once in this thread."""
+
+    def __init__(self, jobs: int) -> None:
+        self.jobs = jobs
+        self._pool = ThreadPoolExecutor(jobs, "striate-scan") if jobs > 1 else None
+
+    def submit(self, fn: Any, *args: Any) -> Future[Entry]:
+        if self._pool is not None:
+            return self._pool.submit(fn, *args)
+        future: Future[Entry] = Future()
+        future.set_result(fn(*args))  # _compute returns failures, it never raises them
+        return future
+
+    def __enter__(self) -> _Workers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:  # on an error or Ctrl-C, drop what has not started
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _read(
     ckpt: Checkpoint,
     info: TensorInfo,
     position: int,
     part: TensorAnatomy,
     heads: HeadCounts,
-    config: ScanConfig,
-    out_dir: Path | None,
     cache: TensorCache | None,
-) -> tuple[Entry, np.ndarray | None, bool]:
-    """Read, analyse and draw one tensor, or take its result from the cache.
-
-    Returns what the run keeps of it, its values (None when it failed) and whether the result
-    came from the cache.
-    """
-    row = _base_row(info, part)
+) -> _Task:
+    """Read one tensor and look its result up in the cache. A tensor that cannot be read
+    comes back failed; one found in the cache comes back done."""
+    task = _Task(info, part)
     try:
-        w = ckpt.read(info.name)
-        key = ""
+        task.w = ckpt.read(info.name)
         if cache is not None:
             facts = (position, info.name, info.shape, info.dtype, info.nbytes, info.file.name,
                      info.file_shape, part, heads)  # fmt: skip
-            key = cache.key(*facts, values=w)
-            hit = cache.get(key)
-            if hit is not None:
-                return hit, w, True
+            task.key = cache.key(*facts, values=task.w)
+            task.entry = cache.get(task.key)
+            task.hit = task.entry is not None
+    except Exception as exc:  # one bad tensor never stops the scan
+        if store.disk_full(exc):
+            raise
+        task.entry = _failed(info, part, exc)
+    return task
+
+
+def _compute(
+    task: _Task,
+    position: int,
+    heads: HeadCounts,
+    config: ScanConfig,
+    out_dir: Path | None,
+    cache: TensorCache | None,
+) -> Entry:
+    """Analyse and draw one tensor that was read; cache the result. Pure but for its files."""
+    w, part = task.w, task.part
+    assert w is not None
+    try:
         result = analyse_tensor(w, part, heads, config)
-        row |= result.row
+        row = _base_row(task.info, part) | result.row
         status: dict[str, Any] = {"status": "done"}
         if out_dir is not None and config.images.enabled:
             try:
@@ -371,16 +462,18 @@ def _tensor(
             row, status, result.findings, result.singular_values, dict.fromkeys(images, "")
         )
         if cache is not None and "image_error" not in status:
-            cache.put(key, kept)  # failures are not cached: the next scan tries again
-        return kept, w, False
+            cache.put(task.key, kept)  # failures are not cached: the next scan tries again
+        return kept
     except Exception as exc:  # one bad tensor never stops the scan
         if store.disk_full(exc):
             raise
-        message = str(exc)
-        if not isinstance(exc, StriateError):
-            message = f"{type(exc).__name__}: {exc}"
-        failed = Entry(row | {"status": "failed"}, {"status": "failed", "error": message}, [])
-        return failed, None, False
+        return _failed(task.info, part, exc)
+
+
+def _failed(info: TensorInfo, part: TensorAnatomy, exc: Exception) -> Entry:
+    message = str(exc) if isinstance(exc, StriateError) else f"{type(exc).__name__}: {exc}"
+    row = _base_row(info, part) | {"status": "failed"}
+    return Entry(row, {"status": "failed", "error": message}, [])
 
 
 _IMAGE_COLUMNS = ("image", "spectrum_image", "banding_image")

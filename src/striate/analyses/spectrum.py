@@ -48,11 +48,21 @@ eigenvalue is below 1e-8 lambda_1 (a rank-deficient or very ill-conditioned matr
 come from LAPACK's SVD instead (`gesdd`, error ~ eps64 * s_1 for every s_i), several times
 slower. float32 Gram would put a 1e-7 lambda_1 error on every eigenvalue. Cost: N M^2 + M^3
 flops (a 49152 x 576 embedding: well under a second).
+
+Device (`spectrum.device`, `striate scan --device`): "cpu" runs the above in numpy/LAPACK;
+"cuda" (or "cuda:1", "mps", any torch device) runs the same float64 Gram, `eigvalsh` and
+SVD fallback in torch on that device; "auto" (default) picks "cuda" when torch sees a GPU and
+"cpu" otherwise. Both compute in float64, so they agree to ~1e-12 relative on s_1 and to the
+error bounds above on the rest (tests/test_spectrum_device.py; the CUDA test runs when a GPU is
+present). Batching same-shaped matrices into one `eigvalsh` call was measured on the CPU and
+gained nothing (LAPACK works through a batch one matrix at a time; benchmarks in
+docs/benchmarks.md), so each matrix is its own call.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -67,6 +77,7 @@ __all__ = [
     "as_matrix",
     "mp_median",
     "mp_pdf",
+    "resolve_device",
     "singular_values",
     "skip_reason",
     "spectrum_metrics",
@@ -115,12 +126,48 @@ class SpectrumConfig:
     xmin_candidates: int | None = None  # None: every eigenvalue is a candidate x_min
     spike_margin: float = 3.0  # Tracy-Widom scales above the MP edge
     mp_noise: str = "median"  # "median" | "rms": noise-level estimate for mp_sigma
+    device: str = "auto"  # "auto" | "cpu" (numpy) | a torch device: "cuda", "cuda:1", "mps"
 
     def __post_init__(self) -> None:
         if self.mp_noise not in ("median", "rms"):
             raise StriateError(
                 f"unknown spectrum.mp_noise {self.mp_noise!r}", hint='use "median" or "rms"'
             )
+
+    def torch_device(self) -> str | None:
+        """The torch device the linear algebra runs on, or None for numpy."""
+        device = resolve_device(self.device)
+        return None if device == "cpu" else device
+
+
+def resolve_device(device: str) -> str:
+    """`"auto"` becomes `"cuda"` when torch sees a GPU, else `"cpu"`; a named torch device is
+    checked to exist. One-line StriateError otherwise."""
+    if device == "cpu":
+        return device
+    try:
+        import torch
+    except ImportError:
+        if device == "auto":
+            return "cpu"
+        raise StriateError(
+            f"spectrum.device {device!r} needs torch, which is not installed"
+        ) from None
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        kind = torch.device(device).type
+    except RuntimeError as exc:
+        raise StriateError(
+            f"unknown device {device!r}: {exc}", hint='use "auto", "cpu", "cuda" or "cuda:N"'
+        ) from None
+    available: dict[str, Callable[[], bool]] = {"cuda": torch.cuda.is_available, "mps": torch.backends.mps.is_available}
+    if kind in available and not available[kind]():
+        raise StriateError(
+            f"device {device!r} asked for, but torch sees no {kind.upper()} device",
+            hint='use --device cpu (or "auto")',
+        )
+    return device
 
 
 def as_matrix(w: np.ndarray, layout: str | None) -> np.ndarray | None:
@@ -157,22 +204,45 @@ def skip_reason(shape: tuple[int, int], config: SpectrumConfig) -> str | None:
     return None
 
 
-def _gram(m: np.ndarray, scale: float) -> np.ndarray:
-    """The smaller Gram matrix of m / scale (rows >= cols: m^T m), float64, by blocks."""
+def _row_blocks(m: np.ndarray, scale: float) -> Iterator[np.ndarray]:
+    """m / scale (turned so rows >= cols) in float64 blocks of rows: the Gram's summands."""
     if m.shape[0] < m.shape[1]:
         m = m.T
     rows, cols = m.shape
-    g = np.zeros((cols, cols))
     step = max(1, _CHUNK // cols)
     for i in range(0, rows, step):
-        block = np.asarray(m[i : i + step], dtype=np.float64) / scale  # (step, cols)
+        yield np.asarray(m[i : i + step], dtype=np.float64) / scale  # (step, cols)
+
+
+def _gram_eigenvalues(m: np.ndarray, scale: float) -> np.ndarray:
+    """Eigenvalues of the smaller Gram matrix of m / scale, ascending (numpy, LAPACK)."""
+    k = min(m.shape)
+    g = np.zeros((k, k))
+    for block in _row_blocks(m, scale):
         g += block.T @ block
-    return g
+    return np.asarray(np.linalg.eigvalsh(g))
 
 
-def singular_values(m: np.ndarray) -> np.ndarray:
+def _singular_values_torch(m: np.ndarray, scale: float, device: str) -> np.ndarray:
+    """The same float64 computation in torch on `device`; descending s_i of m / scale."""
+    import torch
+
+    k = min(m.shape)
+    g = torch.zeros((k, k), dtype=torch.float64, device=device)
+    for block in _row_blocks(m, scale):
+        b = torch.from_numpy(block).to(device)
+        g += b.T @ b
+    lam = torch.linalg.eigvalsh(g).flip(0)
+    if lam[-1] < _GRAM_RCOND * lam[0]:  # see singular_values
+        full = torch.from_numpy(np.asarray(m, dtype=np.float64) / scale).to(device)
+        return np.asarray(torch.linalg.svdvals(full).cpu().numpy())
+    return np.asarray(lam.clamp(min=0).sqrt().cpu().numpy())
+
+
+def singular_values(m: np.ndarray, torch_device: str | None = None) -> np.ndarray:
     """Singular values of the 2-D matrix `m` (any real dtype), float64, descending, length
-    min(m.shape); all NaN when m holds NaN or Inf. Method: see the module docstring.
+    min(m.shape); all NaN when m holds NaN or Inf. Method: see the module docstring. With
+    `torch_device` ("cuda", "cpu", ...) the same float64 computation runs in torch there.
 
     >>> singular_values(np.diag([3.0, 4.0]) @ np.array([[0.6, 0.8], [-0.8, 0.6]]))
     array([4., 3.])
@@ -187,7 +257,9 @@ def singular_values(m: np.ndarray) -> np.ndarray:
     scale = float(np.abs(m).max())  # work at unit scale: no overflow for any stored range
     if scale == 0:
         return np.zeros(k)
-    lam = np.linalg.eigvalsh(_gram(m, scale))[::-1]  # descending
+    if torch_device is not None:
+        return _singular_values_torch(m, scale, torch_device) * scale
+    lam = _gram_eigenvalues(m, scale)[::-1]  # descending
     if lam[-1] < _GRAM_RCOND * lam[0]:  # small s_i inaccurate from the Gram: use the SVD
         s = np.linalg.svd(np.asarray(m, dtype=np.float64) / scale, compute_uv=False)
         return np.asarray(s * scale)

@@ -18,7 +18,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from striate.analyses.banding import Banding, NMFView
-from striate.render.png import _style, save_figure
+from striate.render.png import DRAWING, _style, save_figure
 
 #: frame colour of a panel whose layer bands
 BANDED = "#d62728"
@@ -80,32 +80,33 @@ def draw_panels(
 ) -> None:
     """Layers side by side (`columns` per row), each as a grid of `neurons` tiles; layers
     that band framed in red. With `neurons=None` every neuron is drawn."""
-    columns = columns or min(len(panels), 6)
-    n_rows = math.ceil(len(panels) / columns)
-    size = 2.3 if neurons is not None else 4.5
-    fig = Figure(figsize=(size * columns, size * n_rows + 0.6 + (0.4 if note else 0)), dpi=110)
-    FigureCanvasAgg(fig)
-    fig.suptitle(title, fontsize=11, x=0.01, ha="left", parse_math=False)
-    for i, panel in enumerate(panels):
-        ax = fig.add_subplot(n_rows, columns, i + 1)
-        ax.imshow(nmf_grid(panel.view, pick_neurons(panel.view, neurons)),
-                  interpolation="nearest")  # fmt: skip
-        ax.set_xticks([])
-        ax.set_yticks([])
-        banded = panel.banding is not None and panel.banding.direction != "none"
-        for spine in ax.spines.values():
-            spine.set_edgecolor(BANDED if banded else "0.7")
-            spine.set_linewidth(2.5 if banded else 0.8)
-        ax.set_title(_shorten(panel.title, 34), fontsize=8, loc="left", parse_math=False)
-        caption = panel.caption if panel.caption is not None else describe(panel.banding)
-        ax.set_xlabel(caption, fontsize=7, color=BANDED if banded else "0.25", parse_math=False)
-    if note:
-        note = textwrap.fill(note, width=int(15 * size * columns))
-        fig.text(0.01, 0.005, note, fontsize=7, color="0.3", va="bottom", parse_math=False)
-    lines = 0 if not note else note.count("\n") + 1
-    fig.tight_layout(rect=(0, 0.12 * lines / fig.get_figheight(), 1, 0.97))
-    with _style():
-        save_figure(fig, path)
+    with DRAWING:  # built with matplotlib's default rcParams, which other threads may change
+        columns = columns or min(len(panels), 6)
+        n_rows = math.ceil(len(panels) / columns)
+        size = 2.3 if neurons is not None else 4.5
+        fig = Figure(figsize=(size * columns, size * n_rows + 0.6 + (0.4 if note else 0)), dpi=110)
+        FigureCanvasAgg(fig)
+        fig.suptitle(title, fontsize=11, x=0.01, ha="left", parse_math=False)
+        for i, panel in enumerate(panels):
+            ax = fig.add_subplot(n_rows, columns, i + 1)
+            ax.imshow(nmf_grid(panel.view, pick_neurons(panel.view, neurons)),
+                      interpolation="nearest")  # fmt: skip
+            ax.set_xticks([])
+            ax.set_yticks([])
+            banded = panel.banding is not None and panel.banding.direction != "none"
+            for spine in ax.spines.values():
+                spine.set_edgecolor(BANDED if banded else "0.7")
+                spine.set_linewidth(2.5 if banded else 0.8)
+            ax.set_title(_shorten(panel.title, 34), fontsize=8, loc="left", parse_math=False)
+            caption = panel.caption if panel.caption is not None else describe(panel.banding)
+            ax.set_xlabel(caption, fontsize=7, color=BANDED if banded else "0.25", parse_math=False)
+        if note:
+            note = textwrap.fill(note, width=int(15 * size * columns))
+            fig.text(0.01, 0.005, note, fontsize=7, color="0.3", va="bottom", parse_math=False)
+        lines = 0 if not note else note.count("\n") + 1
+        fig.tight_layout(rect=(0, 0.12 * lines / fig.get_figheight(), 1, 0.97))
+        with _style():
+            save_figure(fig, path)
 
 
 def _shorten(name: str, width: int) -> str:

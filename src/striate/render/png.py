@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import textwrap
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -370,9 +371,14 @@ def _encode(fig: Figure, out: BinaryIO) -> None:
     PIL.Image.fromarray(rgb).save(out, format="png", compress_level=PNG_COMPRESSION)
 
 
+# matplotlib's rcParams are global: figures are drawn one at a time (scan --jobs draws from
+# several threads; the numeric work around the drawing still runs in parallel)
+DRAWING = threading.RLock()
+
+
 @contextmanager
 def _style() -> Iterator[None]:
-    with matplotlib.rc_context(RC):  # type: ignore[arg-type]
+    with DRAWING, matplotlib.rc_context(RC):  # type: ignore[arg-type]
         yield
 
 

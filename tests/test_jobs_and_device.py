@@ -1,0 +1,147 @@
+"""`scan --jobs` and `--device`: the same tables from threads, and from torch on any device.
+
+Parallel scans must not depend on timing: the tables, the manifest's per-tensor statuses and
+every picture are compared byte for byte with a one-job scan. The torch path of the spectra is
+a second implementation of the same float64 computation; on the CPU it is checked against
+numpy and against planted singular values, and on a GPU (when one is present) against the CPU.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import save_file
+from test_odd_tensors import D, odd_tensors
+
+import striate
+from striate.analyses import spectrum
+from striate.analyses.spectrum import SpectrumConfig, resolve_device, singular_values
+from striate.errors import StriateError
+from striate.scan import ImagesConfig, ScanConfig
+
+N = len(odd_tensors())  # tensors in the model
+TABLES = ("tensors", "findings", "spectra", "ffn", "ffn_layers")
+
+
+def _odd_model(folder: Path) -> Path:
+    save_file(odd_tensors(), str(folder / "model.safetensors"))
+    config = {"model_type": "llama", "hidden_size": D, "num_attention_heads": 4,
+              "num_hidden_layers": 1, "intermediate_size": 4 * D}  # fmt: skip
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
+def _pictures(run_dir: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(run_dir)): p.read_bytes() for p in run_dir.rglob("*.png")}
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_jobs_give_the_same_tables_statuses_and_pictures(tmp_path: Path) -> None:
+    model = _odd_model(tmp_path)
+    one = striate.scan(model, out=tmp_path / "one", jobs=1)
+    three = striate.scan(model, out=tmp_path / "three", jobs=3)
+    for table in TABLES:
+        pd.testing.assert_frame_equal(getattr(one, table), getattr(three, table), obj=table)
+    assert list(one.manifest["tensors"].items()) == list(three.manifest["tensors"].items())
+    assert one.manifest["cache"] == three.manifest["cache"] == {"reused": 0, "computed": N}
+    pictures = _pictures(tmp_path / "one")
+    assert len(pictures) >= N
+    assert pictures == _pictures(tmp_path / "three")
+
+
+def test_jobs_resume_from_the_cache_to_the_same_tables(tmp_path: Path) -> None:
+    model = _odd_model(tmp_path)
+    first = striate.scan(model, out=tmp_path / "run", jobs=2)
+    again = striate.scan(model, out=tmp_path / "run", jobs=2)
+    assert again.manifest["cache"] == {"reused": N, "computed": 0}
+    for table in TABLES:
+        pd.testing.assert_frame_equal(getattr(first, table), getattr(again, table), obj=table)
+
+
+def test_jobs_below_one_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(StriateError, match="jobs must be at least 1, got 0"):
+        striate.scan(_odd_model(tmp_path), jobs=0)
+
+
+def _planted(rows: int, cols: int, s: np.ndarray, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    u, _ = np.linalg.qr(rng.standard_normal((rows, len(s))))
+    v, _ = np.linalg.qr(rng.standard_normal((cols, len(s))))
+    return (u * s) @ v.T
+
+
+@pytest.mark.parametrize("shape", [(300, 120), (120, 300), (64, 64)])
+def test_torch_path_recovers_planted_singular_values(shape: tuple[int, int]) -> None:
+    k = min(shape)
+    s = np.geomspace(40.0, 0.05, k)  # lambda_M / lambda_1 ~ 1.6e-6: the Gram path
+    m = _planted(*shape, s, seed=k)
+    on_torch = singular_values(m, torch_device="cpu")
+    np.testing.assert_allclose(on_torch, s, rtol=1e-9)
+    np.testing.assert_allclose(on_torch, singular_values(m), rtol=1e-10)
+
+
+def test_torch_path_falls_back_to_the_svd_on_a_rank_deficient_matrix() -> None:
+    s = np.r_[np.geomspace(10.0, 1.0, 5), np.zeros(55)]
+    m = _planted(200, 60, s[:5], seed=3)
+    on_torch = singular_values(m, torch_device="cpu")
+    np.testing.assert_allclose(on_torch[:5], s[:5], rtol=1e-12)
+    assert np.all(on_torch[5:] < 1e-13)  # a Gram would give ~sqrt(eps) * s_1 here
+    np.testing.assert_allclose(on_torch, singular_values(m), atol=1e-13)
+
+
+def test_resolve_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert resolve_device("cpu") == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto") == "cpu"
+    with pytest.raises(StriateError, match="device 'cuda:1' asked for, but torch sees no CUDA"):
+        resolve_device("cuda:1")
+    with pytest.raises(StriateError, match="unknown device 'gpu'"):
+        resolve_device("gpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto") == "cuda"
+    assert resolve_device("cuda:1") == "cuda:1"
+
+
+def test_scan_records_the_resolved_device(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    run = striate.scan(_odd_model(tmp_path))  # default "auto"
+    assert run.manifest["settings"]["spectrum"]["device"] == "cpu"
+
+
+def test_scan_through_torch_matches_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The whole spectra table of a real model, with the linear algebra in torch."""
+    numpy_run = striate.scan("sample:cifar10-cnn", config=_no_images())
+    used: list[str | None] = []
+
+    def on_torch_cpu(self: SpectrumConfig) -> str:
+        used.append(self.device)
+        return "cpu"
+
+    monkeypatch.setattr(spectrum.SpectrumConfig, "torch_device", on_torch_cpu)
+    torch_run = striate.scan("sample:cifar10-cnn", config=_no_images())
+    assert len(used) == len(numpy_run.spectra["tensor"].unique()) > 0
+    _same_spectra(numpy_run, torch_run, rtol=1e-9)
+
+
+def _no_images(device: str = "auto") -> ScanConfig:
+    return ScanConfig(images=ImagesConfig(enabled=False), spectrum=SpectrumConfig(device=device))
+
+
+def _same_spectra(a: striate.Run, b: striate.Run, rtol: float) -> None:
+    assert a.spectra.shape == b.spectra.shape
+    np.testing.assert_allclose(a.spectra["sigma"], b.spectra["sigma"], rtol=rtol, atol=1e-12)
+    metrics = ["spectral_norm", "stable_rank", "alpha", "n_spikes", "numerical_rank"]
+    pd.testing.assert_frame_equal(a.tensors[metrics], b.tensors[metrics], rtol=rtol)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device visible to torch")
+def test_scan_on_cuda_matches_the_cpu() -> None:
+    cpu = striate.scan("sample:minilm", config=_no_images("cpu"))
+    cuda = striate.scan("sample:minilm", config=_no_images("cuda"))
+    assert cuda.manifest["settings"]["spectrum"]["device"] == "cuda"
+    _same_spectra(cpu, cuda, rtol=1e-9)
