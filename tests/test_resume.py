@@ -87,7 +87,8 @@ def assert_same_run(a: Run, b: Run) -> None:
 
 
 def cached(run_dir: Path) -> int:
-    return len(list((run_dir / CACHE_DIR).glob("*.pkl")))
+    """Tensors cached (FFN layers and figures have keys with a `kind-` prefix)."""
+    return sum("-" not in p.stem for p in (run_dir / CACHE_DIR).glob("*.pkl"))
 
 
 def leftovers(run_dir: Path) -> list[Path]:
@@ -174,6 +175,40 @@ def test_unchanged_second_scan_analyses_nothing_and_redraws_only_changed_images(
     del analysed[:]
     scan(model, tmp_path / "run", resume=False)  # --no-resume: everything again
     assert len(analysed) == n and depth == [1]
+
+
+def test_unchanged_second_scan_recomputes_no_ffn_layer_and_draws_no_curve(
+    tmp_path: Path, analysed: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from striate import ffn_scan
+    from striate.report import curves
+
+    model = llama(tmp_path / "model", layers=3)
+    first = scan(model, tmp_path / "run")
+    assert len(first.ffn_layers) == 3 and not first.ffn.empty
+    layers: list[int] = []
+    drawn: list[Path] = []
+    real_neurons, real_draw = ffn_scan.ffn_neurons, curves._draw
+    monkeypatch.setattr(
+        ffn_scan,
+        "ffn_neurons",
+        lambda layer, *a, **k: layers.append(layer) or real_neurons(layer, *a, **k),
+    )
+    monkeypatch.setattr(curves, "_draw", lambda rows, label, path: drawn.append(path)
+                        or real_draw(rows, label, path))  # fmt: skip
+    second = scan(model, tmp_path / "run")
+    assert analysed[len(first.tensors) :] == [] and layers == [] and drawn == []
+    assert_same_run(first, second)
+    # one FFN tensor of layer 1 changed: that tensor, its layer's FFN and the curves again
+    t = load_file(model / "model.safetensors")
+    t["model.layers.1.mlp.up_proj.weight"][0, 0] += 1.0
+    save_file(t, model / "model.safetensors")
+    del analysed[:]
+    third = scan(model, tmp_path / "run")
+    assert analysed == ["model.layers.1.mlp.up_proj.weight"] and layers == [1]
+    assert drawn  # the curves show that tensor's changed statistics
+    fresh = scan(model, tmp_path / "fresh")
+    assert_same_run(third, fresh)
 
 
 def test_settings_or_bytes_changed_invalidate_just_what_they_touch(

@@ -2,13 +2,15 @@
 
 A layer's in / gate / out matrices and input bias arrive one at a time; `FFNCollector` keeps
 them until the layer is complete, computes its neurons and summary, and lets them go, so memory
-stays at about one layer's FFN. `ffn_tables` and `write_ffn_figures` finish the job.
+stays at about one layer's FFN. `ffn_tables` and `write_ffn_figures` finish the job. Given a scan's
+cache and each tensor's cache key, a layer's results are cached too, keyed by its tensors' keys.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -16,6 +18,7 @@ import pandas as pd
 from striate.analyses.ffn import FFNConfig, ffn_layer_summary, ffn_neurons, neuron_vectors
 from striate.analyses.ffn_similarity import Similarity, column_similarity
 from striate.anatomy import Anatomy, FFNTriple
+from striate.scan_cache import Entry, TensorCache
 
 
 @dataclass
@@ -29,8 +32,10 @@ class FFNCollector:
     neurons: list[pd.DataFrame] = field(default_factory=list)
     similarity: dict[tuple[int, str], Similarity] = field(default_factory=dict)
     skipped: dict[int, str] = field(default_factory=dict)
+    cache: TensorCache | None = None  # a scan's cache: layers whose tensors are unchanged reused
     _wanted: dict[str, FFNTriple] = field(default_factory=dict)
     _pending: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
+    _keys: dict[str, str] = field(default_factory=dict)  # tensor name -> its cache key
 
     def __post_init__(self) -> None:
         for triple in self.anatomy.ffn:
@@ -44,12 +49,14 @@ class FFNCollector:
         """Tensor names the collector needs."""
         return set(self._wanted)
 
-    def offer(self, name: str, w: np.ndarray) -> None:
+    def offer(self, name: str, w: np.ndarray, key: str = "") -> None:
+        """`w` is the tensor `name` as read; `key` its cache key (with a cache)."""
         triple = self._wanted.get(name)
         if triple is None:
             return
         got = self._pending.setdefault(triple.layer, {})
         got[name] = w
+        self._keys[name] = key
         if all(m in got for m in _members(triple)):
             del self._pending[triple.layer]
             try:
@@ -58,20 +65,43 @@ class FFNCollector:
                 self.skipped[triple.layer] = f"{type(exc).__name__}: {exc}"
 
     def _complete(self, triple: FFNTriple, got: dict[str, np.ndarray]) -> None:
+        keys = [self._keys.pop(name) for name in _members(triple)]
+        similar = triple.layer in self.similarity_layers
+        key = None
+        if self.cache is not None and all(keys):
+            key = self.cache.derived_key("ffn-layer", triple.layer, similar, keys)
+            hit = self.cache.get(key)
+            if hit is not None:
+                self._keep(triple.layer, hit.row)
+                return
+        computed = self._compute(triple, got, similar)
+        if key is not None and self.cache is not None:
+            self.cache.put(key, Entry(computed, {}, []))
+        self._keep(triple.layer, computed)
+
+    def _keep(self, layer: int, result: dict[str, Any]) -> None:
+        self.neurons.append(pd.DataFrame(result["neurons"]))
+        for name, fields in result["similarity"].items():
+            self.similarity[layer, name] = Similarity(**fields)
+
+    def _compute(
+        self, triple: FFNTriple, got: dict[str, np.ndarray], similar: bool
+    ) -> dict[str, Any]:
+        """The layer's neurons (columns as arrays) and similarities (fields), plain data."""
         vectors = {
             key: _vectors(self.anatomy, name, got)
             for key, name in (("in", triple.ffn_in), ("out", triple.ffn_out),
                               ("gate", triple.ffn_gate)) if name is not None
         }  # fmt: skip
         bias = got[triple.in_bias].reshape(-1) if triple.in_bias else None
-        self.neurons.append(
-            ffn_neurons(
-                triple.layer, vectors["in"], vectors["out"], bias, w_gate=vectors.get("gate")
-            )
+        neurons = ffn_neurons(
+            triple.layer, vectors["in"], vectors["out"], bias, w_gate=vectors.get("gate")
         )
-        if triple.layer in self.similarity_layers:
-            for key, v in vectors.items():
-                self.similarity[triple.layer, key] = column_similarity(v, self.config)
+        similarity = {}
+        if similar:
+            for name, v in vectors.items():
+                similarity[name] = asdict(column_similarity(v, self.config))
+        return {"neurons": {c: neurons[c].to_numpy() for c in neurons}, "similarity": similarity}
 
     def finish(self) -> None:
         """Layers still waiting for a tensor (one failed to read) are recorded as skipped."""

@@ -11,8 +11,9 @@ tensor is done. The key is a BLAKE2b digest of everything the result depends on:
 
 So a hit is valid by construction; a result whose image files were changed since (another scan
 into the same directory drew over them) is not reused. Failed tensors are not cached, so a failure
-is retried by the next scan. End-of-scan figures are cached the same way (`figures`), keyed by the
-keys of every tensor. Entries are pickles read back by an unpickler that accepts only the classes a
+is retried by the next scan. A layer's FFN results are cached the same way, keyed by the keys of
+its tensors (`ffn-layer-<digest>`), and end-of-scan figures by the keys of every tensor
+(`figures-<name>-<digest>`). Entries are pickles read back by an unpickler that accepts only the classes a
 result holds, so a cache from elsewhere cannot run code.
 """
 
@@ -79,6 +80,11 @@ class TensorCache:
         """The key of a result that depends on `facts` (reprs) and the tensor `values`."""
         return digest(self.settings, *facts, data=values_bytes(values))
 
+    def derived_key(self, kind: str, *facts: object) -> str:
+        """The key of a `kind` of result computed from other results (`facts` hold their keys);
+        it starts with `kind-` (a tensor's key is the digest alone)."""
+        return f"{kind}-{digest(self.settings, *facts)}"
+
     def get(self, key: str) -> Entry | None:
         """The cached entry of `key` whose images are still those it drew, or None."""
         path = self.folder / f"{key}.pkl"
@@ -103,7 +109,7 @@ class TensorCache:
     def figures(self, name: str, facts: object, draw: Callable[[], list[str]]) -> list[str]:
         """Figures drawn by `draw` (paths relative to the run directory), drawn again only when
         `facts` or the keys of this scan's tensors changed or a figure file did."""
-        key = digest(self.settings, name, facts, self.used)
+        key = self.derived_key(f"figures-{name}", facts, self.used)
         cached = self.get(key)
         if cached is not None:
             return list(cached.images)

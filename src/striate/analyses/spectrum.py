@@ -62,8 +62,10 @@ docs/benchmarks.md), so each matrix is its own call.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -143,8 +145,8 @@ class SpectrumConfig:
 def resolve_device(device: str) -> str:
     """`"auto"` becomes `"cuda"` when torch sees a GPU, else `"cpu"`; a named torch device is
     checked to exist. One-line StriateError otherwise."""
-    if device == "cpu":
-        return device
+    if device == "cpu" or (device == "auto" and _certainly_no_gpu()):
+        return "cpu"
     try:
         import torch
     except ImportError:
@@ -161,7 +163,10 @@ def resolve_device(device: str) -> str:
         raise StriateError(
             f"unknown device {device!r}: {exc}", hint='use "auto", "cpu", "cuda" or "cuda:N"'
         ) from None
-    available: dict[str, Callable[[], bool]] = {"cuda": torch.cuda.is_available, "mps": torch.backends.mps.is_available}
+    available: dict[str, Callable[[], bool]] = {
+        "cuda": torch.cuda.is_available,
+        "mps": torch.backends.mps.is_available,
+    }
     if kind in available and not available[kind]():
         raise StriateError(
             f"device {device!r} asked for, but torch sees no {kind.upper()} device",
@@ -202,6 +207,15 @@ def skip_reason(shape: tuple[int, int], config: SpectrumConfig) -> str | None:
     if m > config.max_side:
         return f"smaller side {m} > spectrum.max_side {config.max_side} (raise it to analyse)"
     return None
+
+
+def _certainly_no_gpu() -> bool:
+    """Linux without /dev/nvidia*: "auto" is "cpu" without importing torch (~2 s) to ask it."""
+    return (
+        "torch" not in sys.modules
+        and sys.platform.startswith("linux")
+        and not any(Path("/dev").glob("nvidia[0-9]*"))
+    )
 
 
 def _row_blocks(m: np.ndarray, scale: float) -> Iterator[np.ndarray]:

@@ -5,7 +5,8 @@ the layer number (`h.*.ln_1.weight`), so a layer's two norms are two series. A p
 when its modified z-score over its series (Iglewicz & Hoaglin: 0.6745 (x - median) / MAD, on
 log values for a positive series spanning more than a factor 10) exceeds 3.5 in absolute
 value; series of fewer than 5 layers are not judged. Figures are drawn with matplotlib's Agg
-canvas (no pyplot) into `images/report/`.
+canvas (no pyplot) into `images/report/`; beside each, `<metric>.key` holds the digest of the
+points it shows and of its PNG, so rebuilding a report over unchanged tensors draws nothing.
 
     >>> robust_z(np.array([1.0, 1.02, 0.99, 1.01, 5.0, 1.0])).round(1).tolist()
     [-0.3, 1.0, -1.0, 0.3, 269.5, -0.3]
@@ -23,8 +24,11 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from striate._version import __version__
 from striate.render.png import _style, save_figure
 from striate.render.spectrum_figures import ROLE_COLORS
+from striate.scan_cache import digest
+from striate.store import atomic_file
 
 #: tensors.parquet columns drawn against layer, with their axis labels
 CURVE_METRICS: dict[str, str] = {
@@ -128,8 +132,23 @@ def draw_metric(tensors: pd.DataFrame, metric: str, out_dir: Path) -> CurveFigur
     if rows.empty or rows.groupby("series")["layer"].nunique().max() < 2:
         return None
     rel = f"images/report/{metric}.png"
-    _draw(rows, CURVE_METRICS[metric], out_dir / rel)
+    path = out_dir / rel
+    points = pd.util.hash_pandas_object(rows, index=True).to_numpy().tobytes()
+    shows = digest(__version__, metric, data=points)
+    if not _still_drawn(path, shows):
+        _draw(rows, CURVE_METRICS[metric], path)
+        with atomic_file(path.with_suffix(".key"), "w") as fh:
+            fh.write(f"{shows} {digest(data=path.read_bytes())}")
     return CurveFigure(metric, rel, rows[rows["anomaly"]].reset_index(drop=True))
+
+
+def _still_drawn(path: Path, shows: str) -> bool:
+    """The figure at `path` exists, unchanged, and shows the points of digest `shows`."""
+    try:
+        key = path.with_suffix(".key").read_text()
+        return key == f"{shows} {digest(data=path.read_bytes())}"
+    except OSError:
+        return False
 
 
 def _draw(rows: pd.DataFrame, label: str, path: Path) -> None:
