@@ -303,6 +303,7 @@ def _scan(
         config.ffn,
         layers=None if config.ffn.enabled else set(),
         similarity_layers=set(figure_layers),
+        cache=cache,
     )
     reused = 0
     with progress_bar(infos, enabled=progress, label="scanning") as advance:
@@ -311,7 +312,7 @@ def _scan(
             nonlocal reused
             kept = task.result()
             if kept.row["status"] != "failed" and task.w is not None:
-                collector.offer(task.info.name, task.w)
+                collector.offer(task.info.name, task.w, task.key)
             rows.append(kept.row)
             findings.extend((task.info.name, task.part, f) for f in kept.findings)
             if kept.singular_values is not None:
