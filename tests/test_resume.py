@@ -36,7 +36,13 @@ from striate.scan_cache import CACHE_DIR
 scan_module = importlib.import_module("striate.scan")  # `striate.scan` is also the function
 NO_IMAGES = ScanConfig(images=ImagesConfig(enabled=False))
 TABLES = ("tensors", "findings", "residual_dims", "ffn", "ffn_layers", "spectra")
-RUN_SPECIFIC = {"started", "finished", "seconds", "cache"}  # the manifest fields that may differ
+RUN_SPECIFIC = {
+    "started",
+    "finished",
+    "seconds",
+    "stage_seconds",
+    "cache",
+}  # the manifest fields that may differ
 
 
 def llama(folder: Path, *, d: int = 64, f: int = 128, layers: int = 1, ffn: bool = True) -> Path:

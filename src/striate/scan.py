@@ -11,8 +11,9 @@ from __future__ import annotations
 import re
 import time
 from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -95,31 +96,44 @@ class TensorResult:
 
 
 def analyse_tensor(
-    w: np.ndarray, part: TensorAnatomy, heads: HeadCounts, config: ScanConfig
+    w: np.ndarray,
+    part: TensorAnatomy,
+    heads: HeadCounts,
+    config: ScanConfig,
+    seconds: dict[str, float] | None = None,
 ) -> TensorResult:
-    """Stats and every analysis the tensor's role and shape call for. Pure: no I/O."""
-    row: dict[str, Any] = dict(tensor_stats(w))
-    found: list[Finding] = find_nonfinite(w, config.nonfinite)
+    """Stats and every analysis the tensor's role and shape call for. Pure: no I/O. With
+    `seconds`, each analysis adds the time it took under its name (see `STAGES`)."""
+    clock = _Clock(seconds)
+    with clock("stats"):
+        row: dict[str, Any] = dict(tensor_stats(w))
+        found: list[Finding] = find_nonfinite(w, config.nonfinite)
     if part.role in ("norm", "norm_bias") and w.ndim == 1:
         label = "gain" if part.role == "norm" else "bias"
-        found += find_norm_outliers(w, config.norms, label=label)
+        with clock("norms"):
+            found += find_norm_outliers(w, config.norms, label=label)
     if w.ndim >= 2:
         axes = _line_axes(w.ndim, part.layout)
-        found += find_lines(w, config.lines, axes=axes)
-        found += find_hotspots(w, config.hotspots, axes=axes)
+        with clock("lines"):
+            found += find_lines(w, config.lines, axes=axes)
+        with clock("hotspots"):
+            found += find_hotspots(w, config.hotspots, axes=axes)
     include = config.periodicity.include
     if w.ndim >= 2 and (
         part.role == "position_embedding" or (include and re.search(include, part.name))
     ):
-        periodic, _ = find_periodic(w, config.periodicity, position_axis=w.ndim - 2)
+        with clock("periodicity"):
+            periodic, _ = find_periodic(w, config.periodicity, position_axis=w.ndim - 2)
         found += periodic
     blocks = head_partition(w, part, heads)
     row["head_score"] = None
     if blocks is not None:
-        by_head = head_blocks(w, blocks[0], blocks[1], config.heads)
+        with clock("heads"):
+            by_head = head_blocks(w, blocks[0], blocks[1], config.heads)
         row["head_score"] = float(by_head.score)
         found += by_head.findings
-    banding = _banding(w, part, config.banding, row)
+    with clock("banding"):
+        banding = _banding(w, part, config.banding, row)
     if banding is not None:
         finding = bands.banding_finding(banding)
         found += [] if finding is None else [finding]
@@ -133,10 +147,34 @@ def analyse_tensor(
         if row["spectrum_skipped"] is None and n_bad:
             row["spectrum_skipped"] = f"{n_bad} non-finite values (see the nonfinite finding)"
         if row["spectrum_skipped"] is None:
-            result.singular_values = singular_values(matrix, config.spectrum.torch_device())
-            result.matrix_shape = shape
-            row |= spectrum_metrics(result.singular_values, shape, config.spectrum)
+            with clock("spectrum"):
+                result.singular_values = singular_values(matrix, config.spectrum.torch_device())
+                result.matrix_shape = shape
+                row |= spectrum_metrics(result.singular_values, shape, config.spectrum)
     return result
+
+
+#: the parts of a scan timed in the manifest's `stage_seconds`, in pipeline order
+STAGES = ("read", "cache_key", "stats", "norms", "lines", "hotspots", "periodicity", "heads",
+          "banding", "spectrum", "images", "ffn", "end_figures")  # fmt: skip
+
+
+class _Clock:
+    """`with clock("lines"):` adds the block's wall time to `seconds["lines"]` (if any)."""
+
+    def __init__(self, seconds: dict[str, float] | None) -> None:
+        self.seconds = seconds
+
+    @contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        if self.seconds is None:
+            yield
+            return
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - start
 
 
 def _banding(
@@ -306,13 +344,18 @@ def _scan(
         cache=cache,
     )
     reused = 0
+    seconds: dict[str, float] = {}
+    clock = _Clock(seconds)
     with progress_bar(infos, enabled=progress, label="scanning") as advance:
 
         def collect(task: _Task) -> None:
             nonlocal reused
             kept = task.result()
+            for stage, took in task.seconds.items():
+                seconds[stage] = seconds.get(stage, 0.0) + took
             if kept.row["status"] != "failed" and task.w is not None:
-                collector.offer(task.info.name, task.w, task.key)
+                with clock("ffn"):
+                    collector.offer(task.info.name, task.w, task.key)
             rows.append(kept.row)
             findings.extend((task.info.name, task.part, f) for f in kept.findings)
             if kept.singular_values is not None:
@@ -335,7 +378,8 @@ def _scan(
                 collect(queue.popleft())  # in order: the tables do not depend on timing
         while queue:
             collect(queue.popleft())
-    collector.finish()
+    with clock("ffn"):
+        collector.finish()
     run = assemble(rows, findings, manifest, out_dir)
     run.ffn, run.ffn_layers = ffn_tables(collector)
     run.spectra = spectra_table(spectra)
@@ -350,14 +394,16 @@ def _scan(
             )
 
         facts = (label, figure_layers, manifest["ffn_skipped"])
-        manifest["figures"] = {
-            "ffn": cache.figures("ffn", facts, ffn_figures),
-            "spectra": cache.figures("spectra", (), lambda: draw_depth(out_dir, run.tensors)),
-        }
+        with clock("end_figures"):
+            manifest["figures"] = {
+                "ffn": cache.figures("ffn", facts, ffn_figures),
+                "spectra": cache.figures("spectra", (), lambda: draw_depth(out_dir, run.tensors)),
+            }
     if cache is not None:
         cache.prune()
     manifest["finished"] = _now()
     manifest["seconds"] = round(time.time() - started, 3)
+    manifest["stage_seconds"] = {k: round(seconds[k], 3) for k in STAGES if k in seconds}
     if out_dir is not None:
         from striate.report import write_report
 
@@ -377,6 +423,7 @@ class _Task:
     entry: Entry | None = None  # what the run keeps of it, once known
     hit: bool = False  # the entry came from the cache
     future: Future[Entry] | None = None  # the analysis running on a worker
+    seconds: dict[str, float] = field(default_factory=dict)  # by stage (`STAGES`)
 
     def done(self) -> bool:
         return self.future is None or self.future.done()
@@ -420,13 +467,16 @@ def _read(
     """Read one tensor and look its result up in the cache. A tensor that cannot be read
     comes back failed; one found in the cache comes back done."""
     task = _Task(info, part)
+    clock = _Clock(task.seconds)
     try:
-        task.w = ckpt.read(info.name)
+        with clock("read"):
+            task.w = ckpt.read(info.name)
         if cache is not None:
             facts = (position, info.name, info.shape, info.dtype, info.nbytes, info.file.name,
                      info.file_shape, part, heads)  # fmt: skip
-            task.key = cache.key(*facts, values=task.w)
-            task.entry = cache.get(task.key)
+            with clock("cache_key"):
+                task.key = cache.key(*facts, values=task.w)
+                task.entry = cache.get(task.key)
             task.hit = task.entry is not None
     except Exception as exc:  # one bad tensor never stops the scan
         if store.disk_full(exc):
@@ -447,12 +497,13 @@ def _compute(
     w, part = task.w, task.part
     assert w is not None
     try:
-        result = analyse_tensor(w, part, heads, config)
+        result = analyse_tensor(w, part, heads, config, task.seconds)
         row = _base_row(task.info, part) | result.row
         status: dict[str, Any] = {"status": "done"}
         if out_dir is not None and config.images.enabled:
             try:
-                _images(out_dir, position, w, part, result, heads, config, row)
+                with _Clock(task.seconds)("images"):
+                    _images(out_dir, position, w, part, result, heads, config, row)
             except Exception as exc:  # a figure that fails loses only itself
                 if store.disk_full(exc):
                     raise
