@@ -57,14 +57,16 @@ def read_all(files: list[Path]) -> float:
     return time.perf_counter() - start
 
 
-def scan(folder: Path, out: Path) -> dict[str, float]:
-    cmd = [sys.executable, "-m", "striate", "scan", str(folder), "--out", str(out),
-           "--no-images", "--quiet"]  # fmt: skip
+def scan(model: str | Path, out: Path, *options: str) -> dict[str, float]:
+    """`striate scan MODEL --out OUT --quiet OPTIONS` in a child process: wall seconds and
+    peak resident MB (wait4); the run's manifest is in OUT."""
+    cmd = [sys.executable, "-m", "striate", "scan", str(model), "--out", str(out), "--quiet",
+           "--no-resume", *options]  # fmt: skip
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
     _, status, usage = os.wait4(proc.pid, 0)
     if status != 0:
-        raise SystemExit(f"scan of {folder} failed (status {status})")
+        raise SystemExit(f"scan of {model} failed (status {status})")
     return {"scan_s": time.perf_counter() - start, "peak_mb": usage.ru_maxrss / 1024}
 
 
@@ -81,7 +83,7 @@ def measure(name: str, work: Path) -> dict[str, Any]:
     cold = read_all(files)
     warm = read_all(files)
     drop_cache(files)
-    result = scan(folder, work / f"run-{name}")
+    result = scan(folder, work / f"run-{name}", "--no-images")
     row = {
         "model": name, "parameters": n_params(hidden, layers, vocab=vocab), "GB": nbytes / 1e9,
         "largest tensor MB (bf16)": largest / 1e6, "read cold s": cold, "read warm s": warm,
@@ -131,21 +133,21 @@ def main() -> None:
         "--figure", type=Path, default=HERE.parent / "docs" / "images" / "bench_scale.png"
     )
     a = ap.parse_args()
-    a.work.mkdir(parents=True, exist_ok=True)
     names = a.sizes.split(",") + (["8gb"] if a.big else [])
-    rows = [measure(n, a.work) for n in names]
-    head = list(rows[0])
-    print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
-    for r in rows:
-        print(
-            "| "
-            + " | ".join(
-                f"{v:,.3g}" if isinstance(v, float) else f"{v:,}" if isinstance(v, int) else str(v)
-                for v in r.values()
-            )
-            + " |"
-        )
+    rows = sweep(names, a.work)
+    print(markdown(rows))
     figure(rows, a.figure)
+
+
+def sweep(names: list[str], work: Path) -> list[dict[str, Any]]:
+    work.mkdir(parents=True, exist_ok=True)
+    return [measure(n, work) for n in names]
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    head = list(rows[0])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    return "\n".join(lines + ["| " + " | ".join(cell(v) for v in r.values()) + " |" for r in rows])
 
 
 if __name__ == "__main__":

@@ -141,22 +141,14 @@ def model_path(name: str, work: Path) -> str:
     return f"sample:{name}"
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", default="minilm,smollm2,llama374m")
-    ap.add_argument("--work", type=Path, default=Path("/tmp/striate-bench"))
-    ap.add_argument("--markdown", type=Path, default=None)
-    ap.add_argument("--child", nargs=3, metavar=("TOOL", "MODEL", "OUT"), default=None)
-    a = ap.parse_args()
-    if a.child:
-        child(a.child[0], a.child[1], Path(a.child[2]))
-        return
-    a.work.mkdir(parents=True, exist_ok=True)
+def compare(models: list[str], work: Path) -> list[dict[str, Any]]:
+    """One row per model: times, peak memory and agreement of both tools."""
+    work.mkdir(parents=True, exist_ok=True)
     rows = []
-    for name in a.models.split(","):
-        model = model_path(name, a.work)
-        ours, t_ours = measure("striate", model, a.work)
-        theirs, t_ww = measure("weightwatcher", model, a.work)
+    for name in models:
+        model = model_path(name, work)
+        ours, t_ours = measure("striate", model, work)
+        theirs, t_ww = measure("weightwatcher", model, work)
         agree = agreement(ours, theirs)
         rows.append({
             "model": name, "matrices": agree["matrices"],
@@ -171,6 +163,20 @@ def main() -> None:
             "lambda_1": f"{agree['lambda_1']:.1e}",
         })  # fmt: skip
         print(rows[-1], flush=True)
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", default="minilm,smollm2,llama374m")
+    ap.add_argument("--work", type=Path, default=Path("/tmp/striate-bench"))
+    ap.add_argument("--markdown", type=Path, default=None)
+    ap.add_argument("--child", nargs=3, metavar=("TOOL", "MODEL", "OUT"), default=None)
+    a = ap.parse_args()
+    if a.child:
+        child(a.child[0], a.child[1], Path(a.child[2]))
+        return
+    rows = compare(a.models.split(","), a.work)
     table = markdown(rows)
     print(table)
     if a.markdown:

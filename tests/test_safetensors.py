@@ -74,8 +74,13 @@ def test_fp8_every_bit_pattern(tmp_path: Path) -> None:
         (torch.float32, "F32"),
         (torch.int64, "I64"),
         (torch.int32, "I32"),
+        (torch.int16, "I16"),
         (torch.int8, "I8"),
         (torch.uint8, "U8"),
+        (torch.uint16, "U16"),
+        (torch.uint32, "U32"),
+        (torch.uint64, "U64"),
+        (torch.float16, "F16"),
         (torch.bool, "BOOL"),
     ],
 )
@@ -97,6 +102,26 @@ def test_round_trip_odd_shapes(tmp_path: Path, dtype: torch.dtype, stored: str) 
             np.testing.assert_array_equal(
                 ckpt.read(name), t.to(torch.float64).numpy().astype(np.float32)
             )
+
+
+def test_values_are_read_without_the_memory_map(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every dtype striate knows is read with pread, never through safetensors' mapped view
+    (whose touched pages stay resident: RSS would grow with the model)."""
+    t = {"a": torch.randn(3, 4).to(torch.bfloat16), "b": torch.arange(6).to(torch.int16),
+         "c": torch.randn(5).to(torch.float8_e4m3fn), "d": torch.randn(2, 2)}  # fmt: skip
+    save_file(t, tmp_path / "m.safetensors")
+    with striate.open(tmp_path / "m.safetensors") as ckpt:
+
+        def mapped(name: str) -> None:
+            raise AssertionError(f"{name} was read through the memory map")
+
+        infos = {name: ckpt.info(name) for name in t}  # the header, before the handle goes
+        monkeypatch.setattr(ckpt, "_handle", type("H", (), {"get_tensor": staticmethod(mapped)}))
+        for name, v in t.items():
+            assert infos[name].shape == tuple(v.shape)
+            np.testing.assert_array_equal(ckpt.read(name), v.to(torch.float32).numpy())
 
 
 def _shard(tmp_path: Path) -> dict[str, torch.Tensor]:
