@@ -145,3 +145,22 @@ def test_scan_on_cuda_matches_the_cpu() -> None:
     cuda = striate.scan("sample:minilm", config=_no_images("cuda"))
     assert cuda.manifest["settings"]["spectrum"]["device"] == "cuda"
     _same_spectra(cpu, cuda, rtol=1e-9)
+
+
+def test_cli_jobs_and_device(tmp_path: Path) -> None:
+    from test_cli import _striate
+
+    model = _odd_model(tmp_path)
+    done = _striate("scan", str(model), "--out", str(tmp_path / "run"), "--jobs", "2",
+                    "--device", "cpu", "--no-images", "--quiet")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["settings"]["spectrum"]["device"] == "cpu"
+    assert manifest["stage_seconds"]["spectrum"] > 0
+    if not torch.cuda.is_available():
+        refused = _striate("scan", str(model), "--out", str(tmp_path / "gpu"), "--device", "cuda")
+        assert refused.returncode == 2
+        assert refused.stderr.strip().splitlines() == [
+            "striate: error: device 'cuda' asked for, but torch sees no CUDA device "
+            "(use --device cpu or auto)"
+        ]

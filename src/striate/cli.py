@@ -24,6 +24,22 @@ app = typer.Typer(
 )
 _state = {"debug": False}
 ModelArg = Annotated[str, typer.Argument(help="Checkpoint path, folder, sample:NAME or org/name.")]
+ExecutorOption = Annotated[
+    str,
+    typer.Option(
+        "--executor",
+        help="Where the tasks (models, checkpoints, lab groups) run: local (here, in turn) or "
+        'ray (a Ray cluster; pip install "striate[ray]"). See docs/scale-out.md.',
+    ),
+]
+RayAddressOption = Annotated[
+    str | None,
+    typer.Option(
+        "--ray-address",
+        help="With --executor ray: the cluster to join, `auto` (this machine ran `ray start`) "
+        "or ray://HOST:10001; default: start a Ray instance on this machine.",
+    ),
+]
 # piped output keeps whole tensor names on one line, so it greps
 console = Console(width=None if sys.stdout.isatty() else 1000)
 
@@ -80,9 +96,18 @@ def info(
 
 @app.command()
 def scan(
-    model: ModelArg,
+    models: Annotated[
+        list[str],
+        typer.Argument(
+            help="Checkpoint paths, folders, sample:NAME or org/name; several: each is one task "
+            "and gets its own run directory, DIR/NAME."
+        ),
+    ],
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Run directory (default: runs/NAME).")
+        Path | None,
+        typer.Option(
+            "--out", "-o", help="Run directory (default: runs/NAME); several models: the parent."
+        ),
     ] = None,
     settings: Annotated[
         list[str] | None,
@@ -103,11 +128,31 @@ def scan(
             "continues, an unchanged one is near-instant. --no-resume recomputes every tensor.",
         ),
     ] = True,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            "--jobs",
+            "-j",
+            help="Tensors analysed at once (threads; one BLAS thread each) while the next is "
+            "read. Same tables for any number.",
+        ),
+    ] = 1,
+    device: Annotated[
+        str | None,
+        typer.Option(
+            "--device",
+            help="Where the spectra's linear algebra runs: auto (cuda when torch sees a GPU), "
+            "cpu, cuda, cuda:N. Same as --set spectrum.device=...",
+        ),
+    ] = None,
+    executor: ExecutorOption = "local",
+    ray_address: RayAddressOption = None,
 ) -> None:
     """Find lines, hotspots, norm outliers, sinusoids and head blocks; write the run directory."""
     from striate.config import apply_overrides, load_config_file
+    from striate.executor import make_executor
     from striate.scan import ScanConfig, ScanInterrupted
-    from striate.scan import scan as run_scan
+    from striate.scan_many import scan_many
 
     config = ScanConfig()
     if config_file is not None:
@@ -115,21 +160,34 @@ def scan(
     config = apply_overrides(config, settings or [])
     if no_images:
         config = apply_overrides(config, ["images.enabled=false"])
-    out_dir = out or Path("runs") / _run_name(model)
+    if device is not None:
+        config = apply_overrides(config, [f"spectrum.device={device}"])
+    out_dirs = _run_dirs(models, out)
     try:
-        run = run_scan(model, out_dir, config=config, progress=not quiet, resume=resume)
+        with make_executor(executor, address=ray_address) as tasks:
+            runs = scan_many(models, out_dirs, config=config, resume=resume,
+                             progress=not quiet, executor=tasks, jobs=jobs)  # fmt: skip
     except ScanInterrupted as exc:
         print(f"striate: {exc}", file=sys.stderr)
         raise typer.Exit(130) from None
-    if not quiet:
-        _print_scan_summary(run)
-        reused = run.manifest["cache"]["reused"]
-        if reused:
-            console.print(
-                f"{reused} of {len(run.tensors)} tensors from the cache in "
-                f"{out_dir / '.striate-cache'} (--no-resume recomputes them)",
-                highlight=False,
-            )
+    except KeyboardInterrupt:  # elsewhere: the cluster's tasks were stopped
+        print("striate: interrupted; rerun with --resume to reuse what was done", file=sys.stderr)
+        raise typer.Exit(130) from None
+    if quiet:
+        return
+    if len(runs) > 1:
+        for run in runs:
+            _print_scan_line(run)
+        return
+    run, out_dir = runs[0], out_dirs[0]
+    _print_scan_summary(run)
+    reused = run.manifest["cache"]["reused"]
+    if reused:
+        console.print(
+            f"{reused} of {len(run.tensors)} tensors from the cache in "
+            f"{out_dir / '.striate-cache'} (--no-resume recomputes them)",
+            highlight=False,
+        )
 
 
 def _run_name(model: str) -> str:
@@ -137,6 +195,29 @@ def _run_name(model: str) -> str:
 
     stem = Path(model.removeprefix("sample:")).name
     return re.sub(r"[^A-Za-z0-9._-]+", "_", Path(stem).stem or stem) or "run"
+
+
+def _run_dirs(models: list[str], out: Path | None) -> list[Path]:
+    """One model: `out` (default runs/NAME); several: `out/NAME` (default runs/NAME) each."""
+    if len(models) == 1:
+        return [out or Path("runs") / _run_name(models[0])]
+    dirs = [(out or Path("runs")) / _run_name(m) for m in models]
+    for i, d in enumerate(dirs):
+        if d in dirs[:i]:
+            first = models[dirs.index(d)]
+            raise StriateError(f"{first} and {models[i]} would both write to {d}",
+                               hint="scan them one at a time, each with its own --out")  # fmt: skip
+    return dirs
+
+
+def _print_scan_line(run: Run) -> None:
+    m = run.manifest
+    console.print(
+        f"[bold]{m['source']}[/bold]: {m['family']} model, {len(run.tensors)} tensors in "
+        f"{m['seconds']:.1f} s; {len(run.findings)} findings, {len(run.failed)} failed tensors; "
+        f"report: {run.path / 'index.html' if run.path else '-'}",
+        highlight=False,
+    )
 
 
 def _print_scan_summary(run: Run) -> None:
@@ -267,12 +348,17 @@ def track(
         Path | None, typer.Option("--metrics", help="CSV/Parquet of the run's curves (step, ...).")
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress.")] = False,
+    executor: ExecutorOption = "local",
+    ray_address: RayAddressOption = None,
 ) -> None:
     """Scan a series of checkpoints (cached) and write trajectories and weight dynamics."""
+    from striate.executor import make_executor
     from striate.track import track as run_track
 
     parsed = None if steps is None else [int(x) for x in steps.split(",") if x.strip()]
-    result = run_track(checkpoints, out, steps=parsed, metrics=metrics, progress=not quiet)
+    with make_executor(executor, address=ray_address) as tasks:
+        result = run_track(checkpoints, out, steps=parsed, metrics=metrics, progress=not quiet,
+                           executor=tasks)  # fmt: skip
     if not quiet:
         console.print(
             f"{len(result.checkpoints)} checkpoints, steps {result.checkpoints[0].step}"
@@ -323,12 +409,16 @@ def lab(
     settings: SetOption = None,
     seed: SeedOption = None,
     quiet: QuietOption = False,
+    executor: ExecutorOption = "local",
+    ray_address: RayAddressOption = None,
 ) -> None:
     """Train a sweep of toy models (superposition, memorization, double descent) at once."""
+    from striate.executor import make_executor
     from striate.lab import run_lab
 
-    path = run_lab(name, out, preset=preset, overrides=settings or [], seed=seed,
-                   progress=not quiet)  # fmt: skip
+    with make_executor(executor, address=ray_address) as tasks:
+        path = run_lab(name, out, preset=preset, overrides=settings or [], seed=seed,
+                       progress=not quiet, executor=tasks)  # fmt: skip
     _print_claims(path)
 
 

@@ -38,19 +38,31 @@ class StriateError(Exception):
 class MissingExtraError(StriateError):
     """An optional library is needed for this file; the message gives the pip command."""
 
-    def __init__(self, library: str, extra: str, *, path: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        library: str,
+        extra: str,
+        *,
+        path: str | Path | None = None,
+        purpose: str = "reading this",
+    ) -> None:
         super().__init__(
-            f"reading this needs the '{library}' package, which is not installed",
+            f"{purpose} needs the '{library}' package, which is not installed",
             path=path,
             hint=f'pip install "striate[{extra}]"',
         )
 
 
-def require(module: str, extra: str, *, path: str | Path | None = None) -> object:
-    """Import an optional dependency, or raise a StriateError naming the extra to install."""
+def require(
+    module: str, extra: str, *, path: str | Path | None = None, purpose: str = "reading this"
+) -> object:
+    """Import an optional dependency, or raise a StriateError naming the extra to install.
+
+    `purpose` begins the message: "reading this needs the 'h5py' package, ...".
+    """
     import importlib
 
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        raise MissingExtraError(module.split(".")[0], extra, path=path) from exc
+        raise MissingExtraError(module.split(".")[0], extra, path=path, purpose=purpose) from exc

@@ -13,8 +13,8 @@ So a hit is valid by construction; a result whose image files were changed since
 into the same directory drew over them) is not reused. Failed tensors are not cached, so a failure
 is retried by the next scan. A layer's FFN results are cached the same way, keyed by the keys of
 its tensors (`ffn-layer-<digest>`), and end-of-scan figures by the keys of every tensor
-(`figures-<name>-<digest>`). Entries are pickles read back by an unpickler that accepts only the classes a
-result holds, so a cache from elsewhere cannot run code.
+(`figures-<name>-<digest>`). Entries are pickles read back by an unpickler that accepts only
+the classes a result holds, so a cache from elsewhere cannot run code.
 """
 
 from __future__ import annotations

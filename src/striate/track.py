@@ -16,6 +16,7 @@ import hashlib
 import itertools
 import re
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ from striate.anatomy import anatomy_of
 from striate.checkpoint import Checkpoint, open_checkpoint
 from striate.config import as_dict
 from striate.errors import StriateError
-from striate.run import Run
+from striate.executor import Executor
 from striate.scan import ImagesConfig, ScanConfig, scan
 
 _STEP = re.compile(r"(\d+)(?!.*\d)")  # the last number in a name
@@ -126,14 +127,38 @@ def _series_config(config: ScanConfig) -> ScanConfig:
     )
 
 
-def scan_cached(ref: CheckpointRef, cache: Path, config: ScanConfig) -> tuple[Run, str]:
-    """The scan of one checkpoint, from the cache when its bytes and settings were seen."""
-    settings = hashlib.blake2b(repr(as_dict(config)).encode(), digest_size=8).hexdigest()
-    key = f"{content_hash(ref.path)}-{settings}"
-    folder = cache / key
-    if (folder / "manifest.json").is_file():
-        return Run.load(folder), key
-    return scan(ref.path, folder, config=config), key
+def _settings_key(config: ScanConfig) -> str:
+    return hashlib.blake2b(repr(as_dict(config)).encode(), digest_size=8).hexdigest()
+
+
+def _scan_into(job: tuple[Path, Path], config: ScanConfig) -> pd.DataFrame:
+    """One task: scan checkpoint `job[0]` into cache folder `job[1]`; its tensor table."""
+    path, folder = job
+    return scan(path, folder, config=config).tensors
+
+
+def scan_series(
+    refs: list[CheckpointRef], cache: Path, config: ScanConfig, executor: Executor, progress: bool
+) -> tuple[list[str], list[pd.DataFrame]]:
+    """Each checkpoint's cache key (content hash and settings) and tensor table, in `refs` order.
+
+    Two rounds of tasks: hash every checkpoint, then scan each content not seen before (once,
+    however many checkpoints hold it) into `cache/KEY/`; the others are read from there.
+    """
+    settings = _settings_key(config)
+    paths = [ref.path for ref in refs]
+    hashes = executor.map(content_hash, paths, label="track: hashing", progress=progress)
+    keys = [f"{digest}-{settings}" for digest in hashes]
+    todo: dict[str, Path] = {}
+    for key, path in zip(keys, paths, strict=True):
+        if key not in todo and not (cache / key / "manifest.json").is_file():
+            todo[key] = path
+    jobs = [(path, cache / key) for key, path in todo.items()]
+    task = partial(_scan_into, config=config)
+    done = executor.map(task, jobs, label="track: scanning", progress=progress)
+    scanned = dict(zip(todo, done, strict=True))
+    tables = [scanned[k] if k in scanned else store.read_table(cache / k, "tensors") for k in keys]
+    return keys, tables
 
 
 def track(
@@ -145,27 +170,26 @@ def track(
     config: ScanConfig | None = None,
     dynamics: DynamicsConfig | None = None,
     progress: bool = False,
+    executor: Executor | None = None,
 ) -> TrackRun:
     """Scan every checkpoint of a series (cached) and write trajectories and dynamics to `out`.
 
     `metrics`: an optional CSV or Parquet file of the run's own curves (a `step` column and
-    any of train/test loss and accuracy), plotted beside the weight metrics.
+    any of train/test loss and accuracy), plotted beside the weight metrics. `executor`
+    (`striate.executor`) hashes and scans each checkpoint as one task, e.g. on a Ray cluster;
+    the default runs them here, in turn. The dynamics that follow read the series here.
     """
     out_dir = Path(out)
     refs = expand_checkpoints(targets, steps)
     series_config = _series_config(config or ScanConfig())
     dyn = dynamics or DynamicsConfig()
-    keys, runs = [], []
-    for i, ref in enumerate(refs):
-        if progress:
-            print(f"striate track: checkpoint {i + 1}/{len(refs)} (step {ref.step})", flush=True)
-        run, key = scan_cached(ref, out_dir / "cache", series_config)
-        runs.append(run)
-        keys.append(key)
+    keys, tensors = scan_series(
+        refs, out_dir / "cache", series_config, executor or Executor(), progress
+    )
     trajectories = pd.concat(
         [
-            r.tensors.assign(step=ref.step, checkpoint=str(ref.path))
-            for r, ref in zip(runs, refs, strict=True)
+            table.assign(step=ref.step, checkpoint=str(ref.path))
+            for table, ref in zip(tensors, refs, strict=True)
         ],
         ignore_index=True,
     )

@@ -170,7 +170,7 @@ def resolve_device(device: str) -> str:
     if kind in available and not available[kind]():
         raise StriateError(
             f"device {device!r} asked for, but torch sees no {kind.upper()} device",
-            hint='use --device cpu (or "auto")',
+            hint="use --device cpu or auto",
         )
     return device
 

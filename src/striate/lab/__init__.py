@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from striate.executor import Executor
 from striate.lab.memorization import DOUBLE_DESCENT, MLP_DOUBLE_DESCENT, UNEMBEDDING
 from striate.lab.reconstruction import RECONSTRUCTION
 from striate.lab.registry import Lab
@@ -43,16 +44,18 @@ def run_lab(
     overrides: Sequence[str] = (),
     seed: int | None = None,
     progress: bool = False,
+    executor: Executor | None = None,
 ) -> Path:
     """Train lab `name` with a preset and `key=value` overrides; write and return its run dir.
 
     Unknown names, presets or settings raise `StriateError` listing the known ones. The run
     directory holds lab.parquet, features.parquet, points.parquet, weights.npz, figures/,
     summary.json, manifest.json and index.html. `seed` (default 0) seeds every instance's
-    generators together with the instance's index.
+    generators together with the instance's index. `executor` (`striate.executor`) runs each
+    group of the sweep as one task, e.g. on a Ray cluster; the default trains here, in turn.
     """
     return run_lab_in(LABS, name, out, preset=preset, overrides=overrides, seed=seed,
-                      progress=progress)  # fmt: skip
+                      progress=progress, executor=executor)  # fmt: skip
 
 
 __all__ = ["LABS", "Lab", "run_lab"]

@@ -19,13 +19,13 @@ from striate import store
 from striate._version import __version__
 from striate.config import apply_overrides, as_dict
 from striate.errors import StriateError
+from striate.executor import Executor
 from striate.lab.instance import check, pack
 from striate.lab.models import BIAS_INITS, WEIGHT_INITS
 from striate.lab.registry import Lab
 from striate.lab.sweep import LabResult, run_sweep
 from striate.lab.train import TrainConfig
 from striate.report.lab_html import write_lab_report
-from striate.threads import torch_threads
 
 
 def resolve(
@@ -63,8 +63,12 @@ def run_lab_in(
     overrides: Sequence[str] = (),
     seed: int | None = None,
     progress: bool = False,
+    executor: Executor | None = None,
 ) -> Path:
-    """Train lab `name` of `labs` and write its run directory under `out`; return it."""
+    """Train lab `name` of `labs` and write its run directory under `out`; return it.
+
+    `executor` runs each group of the sweep as one task (default: here, in turn).
+    """
     lab, config = resolve(labs, name, preset, overrides)
     seed = 0 if seed is None else seed
     instances = lab.sweep(config)
@@ -77,8 +81,11 @@ def run_lab_in(
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.time()
     total = len(pack(instances, train.pad_elements)) * train.steps
-    with torch_threads(1), _steps_bar(total, progress, f"lab {name}") as advance:
-        result = run_sweep(instances, seed, train, advance)
+    executor = executor or Executor()
+    here = executor.in_process  # a bar of optimizer steps here, of finished groups elsewhere
+    with _steps_bar(total, progress and here, f"lab {name}") as advance:
+        result = run_sweep(instances, seed, train, advance, executor=executor,
+                           progress=progress and not here)  # fmt: skip
     wall = time.time() - start
     _write_tables(out_dir, result)
     summary = finite(lab.summarize(config, result))
@@ -92,6 +99,7 @@ def run_lab_in(
         "config": as_dict(config),
         "seed": seed,
         "instances": len(instances),
+        "executor": executor.name,
         "wall_time_s": round(wall, 3),
         "striate_version": __version__,
         "figures": figures,

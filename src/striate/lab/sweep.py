@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
+from striate.executor import Executor
 from striate.lab import metrics
 from striate.lab.instance import Instance, pack
 from striate.lab.train import GroupResult, TrainConfig, train_group
+from striate.threads import torch_threads
 
 
 @dataclass
@@ -44,27 +47,69 @@ class LabResult:
         return out
 
 
+@dataclass
+class GroupTables:
+    """One trained group as results (arrays and tables, no torch model): one task's return."""
+
+    rows: list[dict[str, Any]]  # lab.parquet rows
+    final: dict[int, Final] = field(default_factory=dict)  # by instance index
+    features: list[pd.DataFrame] = field(default_factory=list)
+    points: list[pd.DataFrame] = field(default_factory=list)
+
+
+def group_tables(
+    group: list[Instance],
+    seed: int,
+    cfg: TrainConfig,
+    on_steps: Callable[[int], None] | None = None,
+) -> GroupTables:
+    """Train one group (batched, on one thread: see `striate.threads`) and tabulate it."""
+    with torch_threads(1):
+        result = train_group(group, seed, cfg, on_steps or _no_steps)
+        tables = GroupTables(result.rows)
+        with torch.no_grad():
+            H = None if result.train is None else result.model.hidden(result.train.x)  # (K, T, m)
+        for k, inst in enumerate(group):
+            final = _final(result, k, H)
+            tables.final[inst.index] = final
+            tables.features.append(_feature_rows(inst, final))
+            if final.hidden is not None:
+                tables.points.append(_point_rows(inst, final))
+    return tables
+
+
+def _no_steps(n: int) -> None:
+    pass
+
+
 def run_sweep(
     instances: list[Instance],
     seed: int,
     cfg: TrainConfig,
-    on_steps: Callable[[int], None] = lambda n: None,
+    on_steps: Callable[[int], None] = _no_steps,
+    *,
+    executor: Executor | None = None,
+    progress: bool = False,
 ) -> LabResult:
-    """Train every instance (grouped by shape, batched) and collect its tables."""
+    """Train every instance (grouped by shape, batched) and collect its tables.
+
+    Each group is one task of `executor` (default: here, in turn). `on_steps` hears of every
+    optimizer step when the tasks run in this process; `progress` shows a bar of groups done
+    when they do not.
+    """
+    executor = executor or Executor()
+    steps = on_steps if executor.in_process else None
+    task = partial(group_tables, seed=seed, cfg=cfg, on_steps=steps)
+    groups = pack(instances, cfg.pad_elements)
     logs: list[dict[str, Any]] = []
     features: list[pd.DataFrame] = []
     points: list[pd.DataFrame] = []
     final: dict[int, Final] = {}
-    for group in pack(instances, cfg.pad_elements):
-        result = train_group(group, seed, cfg, on_steps)
-        logs += result.rows
-        with torch.no_grad():
-            H = None if result.train is None else result.model.hidden(result.train.x)  # (K, T, m)
-        for k, inst in enumerate(group):
-            final[inst.index] = _final(result, k, H)
-            features.append(_feature_rows(inst, final[inst.index]))
-            if final[inst.index].hidden is not None:
-                points.append(_point_rows(inst, final[inst.index]))
+    for tables in executor.map(task, groups, label="lab: groups", progress=progress):
+        logs += tables.rows
+        final |= tables.final
+        features += tables.features
+        points += tables.points
     params = pd.DataFrame([dataclasses.asdict(i) for i in instances]).rename(
         columns={"index": "instance"}
     )
