@@ -8,16 +8,18 @@ atomically; see `striate.run.Run` for what comes back.
 
 from __future__ import annotations
 
+import multiprocessing
 import re
+import signal
 import time
 from collections import deque
-from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -52,6 +54,7 @@ from striate.run import Run, assemble, write_run
 from striate.scan_cache import Entry, TensorCache
 from striate.spectrum_scan import draw_depth, draw_matrix_spectrum, spectra_table
 
+_T = TypeVar("_T")
 _HEAD_ROLES = {"attn_q": "q", "attn_k": "kv", "attn_v": "kv", "attn_qkv": "qkv", "attn_out": "q"}
 
 
@@ -254,9 +257,9 @@ def scan(
     Returns the tables as pandas DataFrames either way.
 
     `jobs` > 1 analyses that many tensors at once in threads while this thread reads the next
-    one (numpy, LAPACK and torch release the GIL; drawing takes turns): at most `jobs` + 1
-    tensors are in memory, each numeric library gets one thread per job, and the tables are
-    the same as with `jobs=1`. `config.spectrum.device` "auto" is resolved here ("cuda" when
+    one (numpy, LAPACK and torch release the GIL) and draws their figures in as many processes:
+    at most `jobs` + 1 tensors are in memory here (and one per drawing process), each numeric
+    library gets one thread per job, and the tables and pictures are those of `jobs=1`. `config.spectrum.device` "auto" is resolved here ("cuda" when
     torch sees a GPU) and recorded in the manifest's settings.
     """
     config = config or ScanConfig()
@@ -282,7 +285,8 @@ def scan(
                 from striate.threads import torch_threads
 
                 stack.enter_context(torch_threads(1))  # one BLAS/torch thread per job
-            workers = stack.enter_context(_Workers(jobs))
+            draws = out_dir is not None and config.images.enabled
+            workers = stack.enter_context(_Workers(jobs, draws))
             return _scan(model, ckpt, out_dir, config, progress, cache, tally, workers)
     except KeyboardInterrupt as exc:
         again = "; rerun with --resume" if out_dir is not None else ""
@@ -371,7 +375,7 @@ def _scan(
             task = _read(ckpt, info, position, part, heads, cache)
             if task.entry is None:
                 task.future = workers.submit(
-                    _compute, task, position, heads, config, out_dir, cache
+                    _compute, task, position, heads, config, out_dir, cache, workers.draw
                 )
             queue.append(task)
             while len(queue) > workers.jobs or (queue and queue[0].done()):
@@ -435,11 +439,26 @@ class _Task:
 
 
 class _Workers:
-    """`jobs` analysis threads; with one job, each analysis runs at once in this thread."""
+    """`jobs` analysis threads and, when the scan draws, `jobs` drawing processes; with one
+    job, each analysis and figure runs at once in this thread.
 
-    def __init__(self, jobs: int) -> None:
+    Figures go to processes because matplotlib holds the GIL and its settings are global:
+    threads would draw one at a time, and drawing is most of a scan with images. On Linux the
+    drawing processes are forked here, before any thread of the scan starts (they inherit the
+    imports: no start-up cost, and a user's script is not run again, as `spawn` would); they
+    ignore Ctrl-C, which this process handles."""
+
+    def __init__(self, jobs: int, draws: bool) -> None:
         self.jobs = jobs
         self._pool = ThreadPoolExecutor(jobs, "striate-scan") if jobs > 1 else None
+        self._drawers: ProcessPoolExecutor | None = None
+        if jobs > 1 and draws:
+            methods = multiprocessing.get_all_start_methods()
+            context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+            self._drawers = ProcessPoolExecutor(
+                jobs, mp_context=context, initializer=_ignore_interrupts
+            )
+            self._drawers.submit(int).result()  # forks every process now
 
     def submit(self, fn: Any, *args: Any) -> Future[Entry]:
         if self._pool is not None:
@@ -448,12 +467,24 @@ class _Workers:
         future.set_result(fn(*args))  # _compute returns failures, it never raises them
         return future
 
+    def draw(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """`fn(*args)`, in a drawing process when there are several jobs."""
+        if self._drawers is None:
+            return fn(*args)
+        return self._drawers.submit(fn, *args).result()
+
     def __enter__(self) -> _Workers:
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self._pool is not None:  # on an error or Ctrl-C, drop what has not started
             self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._drawers is not None:
+            self._drawers.shutdown(wait=True, cancel_futures=True)
+
+
+def _ignore_interrupts() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _read(
@@ -492,8 +523,10 @@ def _compute(
     config: ScanConfig,
     out_dir: Path | None,
     cache: TensorCache | None,
+    draw: Callable[..., dict[str, str]],
 ) -> Entry:
-    """Analyse and draw one tensor that was read; cache the result. Pure but for its files."""
+    """Analyse and draw one tensor that was read (`draw(_images, ...)` draws); cache the
+    result. Pure but for its files."""
     w, part = task.w, task.part
     assert w is not None
     try:
@@ -503,7 +536,7 @@ def _compute(
         if out_dir is not None and config.images.enabled:
             try:
                 with _Clock(task.seconds)("images"):
-                    _images(out_dir, position, w, part, result, heads, config, row)
+                    row |= draw(_images, out_dir, position, w, part, result, heads, config)
             except Exception as exc:  # a figure that fails loses only itself
                 if store.disk_full(exc):
                     raise
@@ -539,23 +572,24 @@ def _images(
     result: TensorResult,
     heads: HeadCounts,
     config: ScanConfig,
-    row: dict[str, Any],
-) -> None:
-    """The tensor's image (and its spectrum's, when asked); their paths go into `row`."""
+) -> dict[str, str]:
+    """Draw the tensor's image (and its spectrum's and banding's, when asked); the columns
+    `image`, `spectrum_image`, `banding_image` with their paths."""
     rel = f"images/{image_name(position, part.name)}"
     _draw(w, out_dir / rel, part, result.findings, heads, config)
-    row["image"] = rel
+    columns = {"image": rel}
     if result.singular_values is not None and config.images.spectra:
         rel = f"images/spectra/{image_name(position, part.name)}"
         draw_matrix_spectrum(out_dir / rel, part.name, result)
-        row["spectrum_image"] = rel
+        columns["spectrum_image"] = rel
     if result.banding is not None and config.banding.images:
         from striate.banding_scan import draw_layer
 
         rel = f"images/banding/{image_name(position, part.name)}"
         view = bands.nmf_view(bands.as_oihw(w, part.layout), seed=config.banding.seed)
         draw_layer(out_dir / rel, part.name, view, result.banding)
-        row["banding_image"] = rel
+        columns["banding_image"] = rel
+    return columns
 
 
 def _draw(
