@@ -170,13 +170,16 @@ def _first_line(exc: BaseException) -> str:
 
 
 @contextmanager
-def task_bar(total: int, *, enabled: bool, label: str) -> Iterator[Callable[[], None]]:
-    """A progress bar of tasks done (models, checkpoints, groups); silent when not enabled.
+def task_bar(
+    total: int, *, enabled: bool, label: str, every: int = 1
+) -> Iterator[Callable[..., None]]:
+    """A progress bar of things done (models, checkpoints, groups, optimizer steps), advanced
+    by `advance(n=1)` and redrawn every `every` of them; silent when not enabled.
 
     Not `striate.progress.progress_bar`: that one counts tensors and bytes.
     """
     if not enabled:
-        yield lambda: None
+        yield lambda n=1: None
         return
     from rich.progress import (
         BarColumn,
@@ -189,7 +192,15 @@ def task_bar(total: int, *, enabled: bool, label: str) -> Iterator[Callable[[], 
     columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, transient=True) as bar:
         task = bar.add_task(label, total=total)
-        yield lambda: bar.advance(task)
+        done = 0
+
+        def advance(n: int = 1) -> None:
+            nonlocal done
+            done += n
+            if done % every == 0 or done == total:  # a redraw per step can cost more than it
+                bar.update(task, completed=done)
+
+        yield advance
 
 
 __all__ = ["EXECUTORS", "Executor", "RayExecutor", "make_executor", "task_bar"]

@@ -259,8 +259,9 @@ def scan(
     `jobs` > 1 analyses that many tensors at once in threads while this thread reads the next
     one (numpy, LAPACK and torch release the GIL) and draws their figures in as many processes:
     at most `jobs` + 1 tensors are in memory here (and one per drawing process), each numeric
-    library gets one thread per job, and the tables and pictures are those of `jobs=1`. `config.spectrum.device` "auto" is resolved here ("cuda" when
-    torch sees a GPU) and recorded in the manifest's settings.
+    library gets one thread per job, and the tables and pictures are those of `jobs=1`.
+    `config.spectrum.device` "auto" is resolved here ("cuda" when torch sees a GPU) and
+    recorded in the manifest's settings.
     """
     config = config or ScanConfig()
     config = replace(

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from striate import store
 from striate._version import __version__
 from striate.config import apply_overrides, as_dict
 from striate.errors import StriateError
-from striate.executor import Executor
+from striate.executor import Executor, task_bar
 from striate.lab.instance import check, pack
 from striate.lab.models import BIAS_INITS, WEIGHT_INITS
 from striate.lab.registry import Lab
@@ -83,7 +82,7 @@ def run_lab_in(
     total = len(pack(instances, train.pad_elements)) * train.steps
     executor = executor or Executor()
     here = executor.in_process  # a bar of optimizer steps here, of finished groups elsewhere
-    with _steps_bar(total, progress and here, f"lab {name}") as advance:
+    with task_bar(total, enabled=progress and here, label=f"lab {name}", every=100) as advance:
         result = run_sweep(instances, seed, train, advance, executor=executor,
                            progress=progress and not here)  # fmt: skip
     wall = time.time() - start
@@ -129,31 +128,3 @@ def _write_tables(out_dir: Path, result: LabResult) -> None:
     arrays = {f"i{i}.{k}": v for i, f in result.final.items() for k, v in f.params.items()}
     with store.atomic_file(out_dir / "weights.npz") as fh:
         np.savez(fh, **arrays)  # type: ignore[arg-type]
-
-
-@contextmanager
-def _steps_bar(total: int, enabled: bool, label: str) -> Iterator[Callable[[int], None]]:
-    """A progress bar of optimizer steps; silent when not enabled."""
-    if not enabled:
-        yield lambda n: None
-        return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, transient=True) as bar:
-        task = bar.add_task(label, total=total)
-        done = 0
-
-        def advance(n: int) -> None:
-            nonlocal done
-            done += n
-            if done % 100 == 0 or done == total:  # a redraw per step would cost more than it
-                bar.update(task, completed=done)
-
-        yield advance
