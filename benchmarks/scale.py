@@ -64,10 +64,30 @@ def scan(model: str | Path, out: Path, *options: str) -> dict[str, float]:
            "--no-resume", *options]  # fmt: skip
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
+    status, peak_mb = wait_peak(proc.pid)
     if status != 0:
         raise SystemExit(f"scan of {model} failed (status {status})")
-    return {"scan_s": time.perf_counter() - start, "peak_mb": usage.ru_maxrss / 1024}
+    return {"scan_s": time.perf_counter() - start, "peak_mb": peak_mb}
+
+
+def wait_peak(pid: int) -> tuple[int, float]:
+    """Wait for child `pid`: its exit status and peak resident MB (VmHWM, polled every 50 ms).
+
+    Not wait4's ru_maxrss: Linux carries the resident peak of the process that forked the
+    child across exec, so a child of a large benchmark process reports that process's size.
+    VmHWM belongs to the child's own address space."""
+    peak_kb = 0
+    while True:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak_kb = max(peak_kb, int(line.split()[1]))
+        except (OSError, ValueError):
+            pass
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return status, peak_kb / 1024
+        time.sleep(0.05)
 
 
 def measure(name: str, work: Path) -> dict[str, Any]:
