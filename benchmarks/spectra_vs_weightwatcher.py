@@ -2,13 +2,15 @@
 
     .venv/bin/python benchmarks/spectra_vs_weightwatcher.py [--models minilm,smollm2,llama374m]
 
-Each (tool, model) runs in its own process, so its peak resident memory (ru_maxrss, from
-wait4) is its own. The matrices are the same for both: every 2-D linear weight inside a layer
-(as `tests/test_weightwatcher.py` compares them). WeightWatcher 0.7.7 gets them as an
+Each (tool, model) runs in its own process, so its peak resident memory (VmHWM, polled:
+`scale.wait_peak`) is its own. The matrices are the same for both: every 2-D linear weight
+inside a layer (as `tests/test_weightwatcher.py` compares them). WeightWatcher 0.7.7 gets them as an
 `nn.Sequential` of bias-free `nn.Linear` (its load time is reported apart: a user of it has the
 model in memory already) and runs `analyze(mp_fit=True)`; striate reads each tensor from the
 checkpoint and computes the spectrum columns of tensors.parquet (`singular_values` +
-`spectrum_metrics`: the code `striate scan` runs). Both use the machine's BLAS threads.
+`spectrum_metrics`: the code `striate scan` runs) as `scan --jobs 2` does: reading overlapped
+with two computing threads of one BLAS thread each. WeightWatcher uses the machine's BLAS
+threads (2).
 Agreement: the largest relative difference of alpha, of stable rank, and of lambda_1 = s_1^2.
 
 Prints one table and, with --markdown FILE, writes it there too.
@@ -18,10 +20,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +32,9 @@ import numpy as np
 import pandas as pd
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from scale import wait_peak  # noqa: E402
+
 SYNTHETIC = {"llama374m": {"hidden": 1024, "layers": 24}}
 
 
@@ -43,18 +49,37 @@ def matrices(ckpt: Any) -> list[str]:
     ]  # fmt: skip
 
 
-def run_striate(model: str) -> tuple[pd.DataFrame, dict[str, float]]:
+def run_striate(model: str, jobs: int = 2) -> tuple[pd.DataFrame, dict[str, float]]:
+    """As `striate scan --jobs 2` computes spectra: the main thread reads the next tensor while
+    `jobs` threads (one BLAS thread each) compute; `floor` = the rank tolerance, as the scan."""
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+
     import striate
-    from striate.analyses.spectrum import as_matrix, singular_values, spectrum_metrics
+    from striate.analyses.spectrum import (
+        SpectrumConfig,
+        as_matrix,
+        rank_tolerance,
+        singular_values,
+        spectrum_metrics,
+    )
+
+    config = SpectrumConfig()
+
+    def metrics(name: str, w: np.ndarray) -> dict[str, Any]:
+        m = as_matrix(w, "linear")
+        assert m is not None
+        s = singular_values(m, floor=rank_tolerance(m.shape, config))
+        return {"name": name.replace(".", "_"), **spectrum_metrics(s, m.shape, config)}
 
     start = time.perf_counter()
-    rows = []
-    with striate.open(model) as ckpt:
+    rows: list[dict[str, Any]] = []
+    pending: deque[Future[dict[str, Any]]] = deque()
+    with striate.open(model) as ckpt, threadpool_limits(1), ThreadPoolExecutor(jobs) as pool:
         for name in matrices(ckpt):
-            m = as_matrix(ckpt.read(name), "linear")
-            assert m is not None
-            s = singular_values(m)
-            rows.append({"name": name.replace(".", "_"), **spectrum_metrics(s, m.shape)})
+            if len(pending) > jobs:  # at most jobs + 1 tensors in memory
+                rows.append(pending.popleft().result())
+            pending.append(pool.submit(metrics, name, ckpt.read(name)))
+        rows += [f.result() for f in pending]
     table = pd.DataFrame(rows).rename(columns={"spectral_norm": "s1"})
     return table, {"load_s": 0.0, "analyze_s": time.perf_counter() - start}
 
@@ -86,23 +111,21 @@ def run_weightwatcher(model: str) -> tuple[pd.DataFrame, dict[str, float]]:
 def child(tool: str, model: str, out: Path) -> None:
     table, times = (run_striate if tool == "striate" else run_weightwatcher)(model)
     table.to_parquet(out)
-    print(json.dumps(times))
+    out.with_suffix(".json").write_text(json.dumps(times))
 
 
 def measure(tool: str, model: str, work: Path) -> tuple[pd.DataFrame, dict[str, float]]:
     out = work / f"{tool}-{Path(model).name.replace(':', '_')}.parquet"
     proc = subprocess.Popen(
-        [sys.executable, __file__, "--child", tool, model, str(out)],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [sys.executable, __file__, "--child", tool, model, str(out)], stdout=subprocess.DEVNULL
+    )
     start = time.perf_counter()
-    _, status, usage = os.wait4(proc.pid, 0)
+    status, peak_mb = wait_peak(proc.pid)
     wall = time.perf_counter() - start
-    assert proc.stdout is not None
     if status != 0:
         raise SystemExit(f"{tool} on {model} failed (status {status})")
-    times = json.loads(proc.stdout.read().strip().splitlines()[-1])
-    times |= {"wall_s": wall, "peak_mb": usage.ru_maxrss / 1024}
+    times = json.loads(out.with_suffix(".json").read_text())
+    times |= {"wall_s": wall, "peak_mb": peak_mb}
     return pd.read_parquet(out), times
 
 

@@ -134,7 +134,12 @@ def _no_images(device: str = "auto") -> ScanConfig:
 
 def _same_spectra(a: striate.Run, b: striate.Run, rtol: float) -> None:
     assert a.spectra.shape == b.spectra.shape
-    np.testing.assert_allclose(a.spectra["sigma"], b.spectra["sigma"], rtol=rtol, atol=1e-12)
+    s, other = a.spectra["sigma"].to_numpy(), b.spectra["sigma"].to_numpy()
+    s1 = a.spectra.groupby("tensor")["sigma"].transform("max").to_numpy()
+    # above 1e-4 s_1 both paths are accurate; below, the Gram's absolute error (~1e-8 s_1)
+    above = s > 1e-4 * s1
+    np.testing.assert_allclose(s[above], other[above], rtol=rtol, atol=1e-12)
+    assert np.all(np.abs(s - other)[~above] < 1e-7 * s1[~above])
     metrics = ["spectral_norm", "stable_rank", "alpha", "n_spikes", "numerical_rank"]
     pd.testing.assert_frame_equal(a.tensors[metrics], b.tensors[metrics], rtol=rtol)
 

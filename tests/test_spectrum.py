@@ -19,6 +19,7 @@ from striate.analyses.spectrum import (
     as_matrix,
     mp_median,
     mp_pdf,
+    rank_tolerance,
     singular_values,
     skip_reason,
     spectrum_metrics,
@@ -70,6 +71,54 @@ def test_rank_deficient_matrix_has_zero_tail() -> None:
     got = singular_values(planted(s, (50, 20), seed=3))
     np.testing.assert_allclose(got[:3], s, rtol=1e-12)
     np.testing.assert_allclose(got[3:], 0, atol=1e-13)
+
+
+def _count_svds(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls: list[int] = []
+    svd = np.linalg.svd
+
+    def counted(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        return svd(*args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(np.linalg, "svd", counted)
+    return calls
+
+
+def test_values_below_the_rank_tolerance_cost_no_svd(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 5 zero singular values under 115 spread over two decades: the Gram cannot give the zeros
+    # accurately, but with floor = the rank tolerance none of them is needed
+    s = np.r_[np.geomspace(10.0, 0.1, 115), np.zeros(5)]
+    m, shape = planted(s, (200, 120), seed=6), (200, 120)
+    config = SpectrumConfig(rank_tol=1e-3)
+    svds = _count_svds(monkeypatch)
+    exact = singular_values(m)
+    assert len(svds) == 1  # floor 0: every value accurate, so the SVD
+    fast = singular_values(m, floor=rank_tolerance(shape, config))
+    assert len(svds) == 1  # no second SVD
+    np.testing.assert_allclose(fast[:115], s[:115], rtol=1e-10)
+    assert np.all(fast[115:] < 1e-6 * s[0])  # the Gram's absolute accuracy
+    a, b = spectrum_metrics(exact, shape, config), spectrum_metrics(fast, shape, config)
+    assert a["numerical_rank"] == b["numerical_rank"] == 115
+    for key in SPECTRUM_KEYS:
+        rtol = 1e-6 if key == "effective_rank" else 1e-10
+        assert b[key] == pytest.approx(a[key], rel=rtol), key
+
+
+def test_the_svd_still_runs_when_small_values_are_needed(monkeypatch: pytest.MonkeyPatch) -> None:
+    svds = _count_svds(monkeypatch)
+    half = planted(np.r_[np.ones(40), np.zeros(60)], (150, 100), seed=7)  # zeros hold the median
+    np.testing.assert_allclose(singular_values(half, floor=1e-3)[40:], 0, atol=1e-13)
+    assert len(svds) == 1
+    tiny = planted(np.geomspace(1.0, 1e-7, 30), (40, 30), seed=8)  # needed down to 1e-5 s_1
+    np.testing.assert_allclose(singular_values(tiny, floor=1e-5), np.geomspace(1.0, 1e-7, 30),
+                               rtol=1e-6, atol=1e-14)  # fmt: skip
+    assert len(svds) == 2
+
+
+def test_rank_tolerance() -> None:
+    assert rank_tolerance((10, 300), SpectrumConfig()) == 300 * np.finfo(np.float32).eps
+    assert rank_tolerance((10, 300), SpectrumConfig(rank_tol=0.01)) == 0.01
 
 
 def test_singular_values_of_float32_and_huge_scales() -> None:

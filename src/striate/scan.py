@@ -38,6 +38,7 @@ from striate.analyses.periodicity import PeriodicityConfig, find_periodic
 from striate.analyses.spectrum import (
     SpectrumConfig,
     as_matrix,
+    rank_tolerance,
     resolve_device,
     singular_values,
     skip_reason,
@@ -151,7 +152,9 @@ def analyse_tensor(
             row["spectrum_skipped"] = f"{n_bad} non-finite values (see the nonfinite finding)"
         if row["spectrum_skipped"] is None:
             with clock("spectrum"):
-                result.singular_values = singular_values(matrix, config.spectrum.torch_device())
+                result.singular_values = singular_values(
+                    matrix, config.spectrum.torch_device(), rank_tolerance(shape, config.spectrum)
+                )
                 result.matrix_shape = shape
                 row |= spectrum_metrics(result.singular_values, shape, config.spectrum)
     return result
