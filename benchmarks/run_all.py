@@ -6,7 +6,7 @@
    374M LLaMA (`--quick`: minilm only).
 2. Full scans against model size and against the disk (`scale.py`): synthetic bf16 LLaMA-shaped
    checkpoints of 10M to 2B parameters (`--quick`: 10M and 100M; `--big` adds one of 8.6 GB),
-   each read cold and warm and scanned without images in a child process (peak RSS from wait4).
+   each read cold and warm and scanned without images in a child process (its own peak RSS, VmHWM).
 3. Where a scan's time goes: `stage_seconds` of the manifests, and a full scan of
    `sample:minilm` (images included) with `--jobs 1` and `--jobs 2`.
 
@@ -132,9 +132,11 @@ def main() -> None:
         "",
         "The same matrices (every 2-D linear weight inside a layer), each tool in its own process; "
         "WeightWatcher 0.7.7 `analyze(mp_fit=True)` on the model already in memory (its load "
-        "time apart), striate reading each tensor from the checkpoint and computing the "
-        "spectrum columns of `tensors.parquet`. Agreement: the largest relative difference over "
-        "the matrices.",
+        "time apart), using the machine's BLAS threads; striate reading each tensor from the "
+        "checkpoint and computing the spectrum columns of `tensors.parquet` as `scan --jobs 2` "
+        "does (reading overlapped with two computing threads of one BLAS thread each). Peak "
+        "memory: the process's own peak resident set (VmHWM), imports included. Agreement: the "
+        "largest relative difference over the matrices.",
         "",
         ww.markdown(spectra),
         "",
@@ -142,8 +144,9 @@ def main() -> None:
         "",
         "Synthetic bf16 LLaMA-shaped checkpoints in shards (`benchmarks/synthetic.py`), read once "
         "cold (page cache dropped with posix_fadvise) and warm: the physical limit of the cheap "
-        "analyses; then `striate scan --no-images --no-resume` in a child process, cold. Peak "
-        "memory is the child's peak resident set (wait4), imports included (~300 MB).",
+        "analyses; then `striate scan --no-images --no-resume --jobs 2` in a child process, "
+        "cold. Peak memory is the child's own peak resident set (VmHWM, polled), imports "
+        "included (~300-400 MB); with `--jobs 2` up to three tensors are in memory at once.",
         "",
         scale.markdown(sweep),
         "",

@@ -4,10 +4,10 @@
 
 For each size a synthetic LLaMA-shaped bf16 checkpoint (sharded safetensors, `synthetic.py`) is
 generated (not kept in git), read once from disk cold (page cache dropped for its files with
-posix_fadvise) and warm, and scanned by `striate scan --no-images` in a child process whose
-peak resident memory comes from wait4. `--big` adds a model of at least 8 GB (4.3 B parameters,
-hidden 1024 so its largest tensor stays 65 MB) to show that peak memory follows the largest
-tensor, not the model. Prints a table and draws docs/images/bench_scale.png.
+posix_fadvise) and warm, and scanned by `striate scan --no-images --jobs 2` in a child process
+whose own peak resident memory (VmHWM) is polled. `--big` adds a model of at least 8 GB (4.3 B
+parameters, hidden 1024 so its largest tensor stays 65 MB) to show that peak memory follows the
+largest tensor, not the model. Prints a table and draws docs/images/bench_scale.png.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def read_all(files: list[Path]) -> float:
 
 def scan(model: str | Path, out: Path, *options: str) -> dict[str, float]:
     """`striate scan MODEL --out OUT --quiet OPTIONS` in a child process: wall seconds and
-    peak resident MB (wait4); the run's manifest is in OUT."""
+    peak resident MB (`wait_peak`); the run's manifest is in OUT."""
     cmd = [sys.executable, "-m", "striate", "scan", str(model), "--out", str(out), "--quiet",
            "--no-resume", *options]  # fmt: skip
     start = time.perf_counter()
@@ -103,7 +103,7 @@ def measure(name: str, work: Path) -> dict[str, Any]:
     cold = read_all(files)
     warm = read_all(files)
     drop_cache(files)
-    result = scan(folder, work / f"run-{name}", "--no-images")
+    result = scan(folder, work / f"run-{name}", "--no-images", "--jobs", "2")
     row = {
         "model": name, "parameters": n_params(hidden, layers, vocab=vocab), "GB": nbytes / 1e9,
         "largest tensor MB (bf16)": largest / 1e6, "read cold s": cold, "read warm s": warm,
