@@ -51,6 +51,8 @@ def test_jobs_give_the_same_tables_statuses_and_pictures(tmp_path: Path) -> None
     assert one.manifest["cache"] == three.manifest["cache"] == {"reused": 0, "computed": N}
     pictures = _pictures(tmp_path / "one")
     assert len(pictures) >= N
+    assert one.manifest["figures"] == three.manifest["figures"]  # drawn by the drawing processes
+    assert one.manifest["figures"]["ffn"] and one.manifest["figures"]["spectra"]
     assert pictures == _pictures(tmp_path / "three")
 
 

@@ -159,8 +159,10 @@ def test_unchanged_second_scan_analyses_nothing_and_redraws_only_changed_images(
     n = len(first.tensors)
     assert len(analysed) == n and first.manifest["cache"] == {"reused": 0, "computed": n}
     depth: list[int] = []
-    real_depth = scan_module.draw_depth
-    monkeypatch.setattr(scan_module, "draw_depth", lambda *a: depth.append(1) or real_depth(*a))
+    real_depth = scan_module.depth_figure_calls
+    monkeypatch.setattr(
+        scan_module, "depth_figure_calls", lambda *a: depth.append(1) or real_depth(*a)
+    )
     del analysed[:]
     second = scan(model, tmp_path / "run")
     assert analysed == [] and depth == []  # nor the end-of-scan figures

@@ -18,7 +18,7 @@ import pandas as pd
 from striate.analyses.ffn import FFNConfig, ffn_layer_summary, ffn_neurons, neuron_vectors
 from striate.analyses.ffn_similarity import Similarity, column_similarity
 from striate.anatomy import Anatomy, FFNTriple
-from striate.scan_cache import Entry, TensorCache
+from striate.scan_cache import Entry, FigureCall, TensorCache
 
 
 @dataclass
@@ -157,6 +157,41 @@ def default_layers(layers: list[int]) -> list[int]:
     return sorted({layers[0], layers[len(layers) // 2], layers[-1]})
 
 
+def ffn_figure_calls(
+    out_dir: Path,
+    collector: FFNCollector,
+    neurons: pd.DataFrame,
+    layer_table: pd.DataFrame,
+    layers: list[int],
+    *,
+    model: str,
+) -> dict[str, FigureCall]:
+    """The figures of `write_ffn_figures`, not drawn yet: {path relative to out_dir: call}.
+    Each call holds only its own layer's rows, so it can be sent to another process."""
+    from striate.render.ffn_figures import draw_depth_curves, draw_layer_figure, draw_similarity
+
+    if neurons.empty:
+        return {}
+    calls: dict[str, FigureCall] = {}
+    present = set(layer_table["layer"])
+    for layer in [x for x in layers if x in present]:
+        rows = neurons[neurons["layer"] == layer]
+        rel = f"images/ffn/layer_{layer:03d}.png"
+        calls[rel] = (draw_layer_figure, (rows, layer, out_dir / rel),
+                      {"title": model, "config": collector.config})  # fmt: skip
+        for key, matrix in (("in", "input vectors (M1)"), ("out", "output vectors (M2)"),
+                            ("gate", "gate vectors")):  # fmt: skip
+            sim = collector.similarity.get((layer, key))
+            if sim is not None:
+                rel = f"images/ffn/similarity_{layer:03d}_{key}.png"
+                title = f"FFN layer {layer}: cosine similarity of the {matrix}"
+                calls[rel] = (draw_similarity, (sim, title, out_dir / rel), {})
+    rel = "images/ffn/depth.png"
+    title = f"{model}: FFN geometry across depth"
+    calls[rel] = (draw_depth_curves, (layer_table, out_dir / rel), {"title": title})
+    return calls
+
+
 def write_ffn_figures(
     out_dir: Path,
     collector: FFNCollector,
@@ -170,28 +205,10 @@ def write_ffn_figures(
 
     Returns the image paths relative to `out_dir`.
     """
-    from striate.render.ffn_figures import draw_depth_curves, draw_layer_figure, draw_similarity
-
-    if neurons.empty:
-        return []
-    written = []
-    present = set(layer_table["layer"])
-    for layer in [x for x in layers if x in present]:
-        rel = f"images/ffn/layer_{layer:03d}.png"
-        draw_layer_figure(neurons, layer, out_dir / rel, title=model, config=collector.config)
-        written.append(rel)
-        for key, matrix in (("in", "input vectors (M1)"), ("out", "output vectors (M2)"),
-                            ("gate", "gate vectors")):  # fmt: skip
-            sim = collector.similarity.get((layer, key))
-            if sim is not None:
-                rel = f"images/ffn/similarity_{layer:03d}_{key}.png"
-                title = f"FFN layer {layer}: cosine similarity of the {matrix}"
-                draw_similarity(sim, title, out_dir / rel)
-                written.append(rel)
-    rel = "images/ffn/depth.png"
-    draw_depth_curves(layer_table, out_dir / rel, title=f"{model}: FFN geometry across depth")
-    written.append(rel)
-    return written
+    calls = ffn_figure_calls(out_dir, collector, neurons, layer_table, layers, model=model)
+    for fn, args, kwargs in calls.values():
+        fn(*args, **kwargs)
+    return list(calls)
 
 
 def run_ffn(

@@ -14,7 +14,7 @@ import signal
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -49,11 +49,11 @@ from striate.anatomy import Anatomy, TensorAnatomy, anatomy_of
 from striate.checkpoint import Checkpoint, TensorInfo, open_checkpoint
 from striate.config import as_dict
 from striate.errors import StriateError
-from striate.ffn_scan import FFNCollector, default_layers, ffn_tables, write_ffn_figures
+from striate.ffn_scan import FFNCollector, default_layers, ffn_figure_calls, ffn_tables
 from striate.progress import progress_bar
 from striate.run import Run, assemble, write_run
-from striate.scan_cache import Entry, TensorCache
-from striate.spectrum_scan import draw_depth, draw_matrix_spectrum, spectra_table
+from striate.scan_cache import Entry, FigureCall, TensorCache
+from striate.spectrum_scan import depth_figure_calls, draw_matrix_spectrum, spectra_table
 
 _T = TypeVar("_T")
 _HEAD_ROLES = {"attn_q": "q", "attn_k": "kv", "attn_v": "kv", "attn_qkv": "qkv", "attn_out": "q"}
@@ -396,17 +396,13 @@ def _scan(
     if out_dir is not None and cache is not None and config.images.enabled:
         label = _label(model, ckpt)
 
-        def ffn_figures() -> list[str]:
-            return write_ffn_figures(
-                out_dir, collector, run.ffn, run.ffn_layers, figure_layers, model=label
-            )
-
-        facts = (label, figure_layers, manifest["ffn_skipped"])
+        figures = {
+            "ffn": ((label, figure_layers, manifest["ffn_skipped"]), lambda: ffn_figure_calls(
+                out_dir, collector, run.ffn, run.ffn_layers, figure_layers, model=label)),
+            "spectra": ((), lambda: depth_figure_calls(out_dir, run.tensors)),
+        }  # fmt: skip
         with clock("end_figures"):
-            manifest["figures"] = {
-                "ffn": cache.figures("ffn", facts, ffn_figures),
-                "spectra": cache.figures("spectra", (), lambda: draw_depth(out_dir, run.tensors)),
-            }
+            manifest["figures"] = cache.figures(figures, workers.draw_all)
     if cache is not None:
         cache.prune()
     manifest["finished"] = _now()
@@ -476,6 +472,18 @@ class _Workers:
         if self._drawers is None:
             return fn(*args)
         return self._drawers.submit(fn, *args).result()
+
+    def draw_all(self, calls: list[FigureCall]) -> None:
+        """Draw every figure of `calls`, spread over the drawing processes when there are
+        several jobs; the first error is raised once all have finished."""
+        if self._drawers is None:
+            for fn, args, kwargs in calls:
+                fn(*args, **kwargs)
+            return
+        futures = [self._drawers.submit(fn, *args, **kwargs) for fn, args, kwargs in calls]
+        wait(futures)
+        for future in futures:
+            future.result()
 
     def __enter__(self) -> _Workers:
         return self

@@ -23,7 +23,7 @@ import hashlib
 import io
 import pickle
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,10 @@ from striate._version import __version__
 from striate.analyses.finding import Finding
 
 CACHE_DIR = ".striate-cache"
+
+#: a figure not drawn yet: its function, positional and keyword arguments (picklable: another
+#: process may draw it)
+FigureCall = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]
 
 
 @dataclass
@@ -106,16 +110,30 @@ class TensorCache:
             pickle.dump(entry, fh, protocol=pickle.HIGHEST_PROTOCOL)
         self.used.append(key)
 
-    def figures(self, name: str, facts: object, draw: Callable[[], list[str]]) -> list[str]:
-        """Figures drawn by `draw` (paths relative to the run directory), drawn again only when
-        `facts` or the keys of this scan's tensors changed or a figure file did."""
-        key = self.derived_key(f"figures-{name}", facts, self.used)
-        cached = self.get(key)
-        if cached is not None:
-            return list(cached.images)
-        written = draw()
-        self.put(key, Entry({}, {}, [], images=dict.fromkeys(written, "")))
-        return written
+    def figures(
+        self,
+        groups: Mapping[str, tuple[object, Callable[[], dict[str, FigureCall]]]],
+        draw: Callable[[list[FigureCall]], None],
+    ) -> dict[str, list[str]]:
+        """Figures of a scan by group: {name: (facts, calls)} -> {name: paths relative to the run
+        directory}. A group is drawn again only when its `facts` or the keys of this scan's
+        tensors changed or one of its files did; `calls()` gives its figures ({path: call}) and
+        `draw` draws every group's missing ones together (in parallel with several jobs)."""
+        used = list(self.used)
+        paths: dict[str, list[str]] = {}
+        todo: dict[str, tuple[str, dict[str, FigureCall]]] = {}
+        for name, (facts, make) in groups.items():
+            key = self.derived_key(f"figures-{name}", facts, used)
+            cached = self.get(key)
+            if cached is not None:
+                paths[name] = list(cached.images)
+            else:
+                todo[name] = key, make()
+        draw([call for _, calls in todo.values() for call in calls.values()])
+        for name, (key, calls) in todo.items():
+            self.put(key, Entry({}, {}, [], images=dict.fromkeys(calls, "")))
+            paths[name] = list(calls)
+        return {name: paths[name] for name in groups}
 
     def prune(self) -> None:
         """Delete the entries this scan did not use (another model's, other settings')."""

@@ -10,6 +10,7 @@ import pandas as pd
 
 if TYPE_CHECKING:
     from striate.scan import TensorResult
+    from striate.scan_cache import FigureCall
 
 
 def spectra_table(spectra: dict[str, np.ndarray]) -> pd.DataFrame:
@@ -36,12 +37,11 @@ def draw_matrix_spectrum(path: Path, title: str, result: TensorResult) -> None:
     draw_spectrum(result.singular_values, result.row, title, path, shape=result.matrix_shape)
 
 
-def draw_depth(out_dir: Path, tensors: pd.DataFrame) -> list[str]:
-    """Per-layer curves of the spectral metrics; the image paths written (relative)."""
+def depth_figure_calls(out_dir: Path, tensors: pd.DataFrame) -> dict[str, FigureCall]:
+    """Per-layer curves of the spectral metrics, not drawn yet: {path relative to out_dir: call}."""
     from striate.render.spectrum_figures import draw_depth_metrics
 
     if "stable_rank" not in tensors or tensors["stable_rank"].isna().all():
-        return []
+        return {}
     rel = "images/spectra/depth.png"
-    draw_depth_metrics(tensors, out_dir / rel)
-    return [rel]
+    return {rel: (draw_depth_metrics, (tensors, out_dir / rel), {})}
