@@ -17,6 +17,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 from test_odd_tensors import D, odd_tensors
+from test_resume import llama
 
 import striate
 from striate.analyses import spectrum
@@ -51,9 +52,21 @@ def test_jobs_give_the_same_tables_statuses_and_pictures(tmp_path: Path) -> None
     assert one.manifest["cache"] == three.manifest["cache"] == {"reused": 0, "computed": N}
     pictures = _pictures(tmp_path / "one")
     assert len(pictures) >= N
-    assert one.manifest["figures"] == three.manifest["figures"]  # drawn by the drawing processes
-    assert one.manifest["figures"]["ffn"] and one.manifest["figures"]["spectra"]
     assert pictures == _pictures(tmp_path / "three")
+    assert one.manifest["figures"] == three.manifest["figures"]
+
+
+def test_jobs_draw_the_end_of_scan_figures_alike(tmp_path: Path) -> None:
+    """FFN layer, similarity and depth figures, drawn side by side in the drawing processes."""
+    model = llama(tmp_path / "model", layers=3)
+    one = striate.scan(model, out=tmp_path / "one", jobs=1)
+    two = striate.scan(model, out=tmp_path / "two", jobs=2)
+    figures = one.manifest["figures"]
+    assert len(figures["ffn"]) >= 6 and figures["spectra"] == ["images/spectra/depth.png"]
+    assert two.manifest["figures"] == figures
+    pictures = _pictures(tmp_path / "one")
+    assert {f for group in figures.values() for f in group} <= set(pictures)
+    assert pictures == _pictures(tmp_path / "two")
 
 
 def test_jobs_resume_from_the_cache_to_the_same_tables(tmp_path: Path) -> None:
