@@ -50,6 +50,7 @@ from striate.checkpoint import Checkpoint, TensorInfo, open_checkpoint
 from striate.config import as_dict
 from striate.errors import StriateError
 from striate.ffn_scan import FFNCollector, default_layers, ffn_figure_calls, ffn_tables
+from striate.heap import HeapTrimmer
 from striate.progress import progress_bar
 from striate.run import Run, assemble, write_run
 from striate.scan_cache import Entry, FigureCall, TensorCache
@@ -352,6 +353,7 @@ def _scan(
         cache=cache,
     )
     reused = 0
+    trim = HeapTrimmer()  # bounded memory: see striate.heap
     seconds: dict[str, float] = {}
     clock = _Clock(seconds)
     with progress_bar(infos, enabled=progress, label="scanning") as advance:
@@ -359,6 +361,7 @@ def _scan(
         def collect(task: _Task) -> None:
             nonlocal reused
             kept = task.result()
+            trim(task.info.nbytes)
             for stage, took in task.seconds.items():
                 seconds[stage] = seconds.get(stage, 0.0) + took
             if kept.row["status"] != "failed" and task.w is not None:
