@@ -2,7 +2,7 @@
 
 A layer's in / gate / out matrices and input bias arrive one at a time; `FFNCollector` keeps
 them until the layer is complete, computes its neurons and summary, and lets them go, so memory
-stays at about one layer's FFN. `ffn_tables` and `write_ffn_figures` finish the job. Given a scan's
+stays at about one layer's FFN. `ffn_tables` and `ffn_figure_calls` finish the job. Given a scan's
 cache and each tensor's cache key, a layer's results are cached too, keyed by its tensors' keys.
 """
 
@@ -166,8 +166,9 @@ def ffn_figure_calls(
     *,
     model: str,
 ) -> dict[str, FigureCall]:
-    """The figures of `write_ffn_figures`, not drawn yet: {path relative to out_dir: call}.
-    Each call holds only its own layer's rows, so it can be sent to another process."""
+    """Per-layer figures and similarity matrices of `layers`, and the depth curves, not drawn
+    yet: {path relative to out_dir: call}. Each call holds only its own layer's rows, so it can
+    be sent to another process."""
     from striate.render.ffn_figures import draw_depth_curves, draw_layer_figure, draw_similarity
 
     if neurons.empty:
@@ -190,25 +191,6 @@ def ffn_figure_calls(
     title = f"{model}: FFN geometry across depth"
     calls[rel] = (draw_depth_curves, (layer_table, out_dir / rel), {"title": title})
     return calls
-
-
-def write_ffn_figures(
-    out_dir: Path,
-    collector: FFNCollector,
-    neurons: pd.DataFrame,
-    layer_table: pd.DataFrame,
-    layers: list[int],
-    *,
-    model: str,
-) -> list[str]:
-    """Per-layer figures and similarity matrices of `layers`, and the depth curves.
-
-    Returns the image paths relative to `out_dir`.
-    """
-    calls = ffn_figure_calls(out_dir, collector, neurons, layer_table, layers, model=model)
-    for fn, args, kwargs in calls.values():
-        fn(*args, **kwargs)
-    return list(calls)
 
 
 def run_ffn(
@@ -245,9 +227,11 @@ def run_ffn(
     neurons, layer_table = ffn_tables(collector)
     store.write_table(out / "ffn.parquet", neurons)
     store.write_table(out / "ffn_layers.parquet", layer_table)
-    figures = write_ffn_figures(out, collector, neurons, layer_table, layers, model=str(model))
+    calls = ffn_figure_calls(out, collector, neurons, layer_table, layers, model=str(model))
+    for fn, args, kwargs in calls.values():
+        fn(*args, **kwargs)
     manifest = {"kind": "ffn", "source": str(model), "settings": {"ffn": asdict(config)},
                 "skipped": {str(k): v for k, v in collector.skipped.items()},
-                "figures": {"ffn": figures}}  # fmt: skip
+                "figures": {"ffn": list(calls)}}  # fmt: skip
     store.write_json(out / "manifest.json", manifest)
     return neurons, layer_table
