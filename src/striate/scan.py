@@ -8,18 +8,16 @@ atomically; see `striate.run.Run` for what comes back.
 
 from __future__ import annotations
 
-import multiprocessing
 import re
-import signal
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
+from concurrent.futures import Future
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
@@ -53,10 +51,10 @@ from striate.ffn_scan import FFNCollector, default_layers, ffn_figure_calls, ffn
 from striate.heap import HeapTrimmer
 from striate.progress import progress_bar
 from striate.run import Run, assemble, write_run
-from striate.scan_cache import Entry, FigureCall, TensorCache
+from striate.scan_cache import Entry, TensorCache
+from striate.scan_workers import Clock, Workers
 from striate.spectrum_scan import depth_figure_calls, draw_matrix_spectrum, spectra_table
 
-_T = TypeVar("_T")
 _HEAD_ROLES = {"attn_q": "q", "attn_k": "kv", "attn_v": "kv", "attn_qkv": "qkv", "attn_out": "q"}
 
 
@@ -109,7 +107,7 @@ def analyse_tensor(
 ) -> TensorResult:
     """Stats and every analysis the tensor's role and shape call for. Pure: no I/O. With
     `seconds`, each analysis adds the time it took under its name (see `STAGES`)."""
-    clock = _Clock(seconds)
+    clock = Clock(seconds)
     with clock("stats"):
         row: dict[str, Any] = dict(tensor_stats(w))
         found: list[Finding] = find_nonfinite(w, config.nonfinite)
@@ -164,24 +162,6 @@ def analyse_tensor(
 #: the parts of a scan timed in the manifest's `stage_seconds`, in pipeline order
 STAGES = ("read", "cache_key", "stats", "norms", "lines", "hotspots", "periodicity", "heads",
           "banding", "spectrum", "images", "ffn", "end_figures")  # fmt: skip
-
-
-class _Clock:
-    """`with clock("lines"):` adds the block's wall time to `seconds["lines"]` (if any)."""
-
-    def __init__(self, seconds: dict[str, float] | None) -> None:
-        self.seconds = seconds
-
-    @contextmanager
-    def __call__(self, stage: str) -> Iterator[None]:
-        if self.seconds is None:
-            yield
-            return
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - start
 
 
 def _banding(
@@ -291,7 +271,7 @@ def scan(
 
                 stack.enter_context(torch_threads(1))  # one BLAS/torch thread per job
             draws = out_dir is not None and config.images.enabled
-            workers = stack.enter_context(_Workers(jobs, draws))
+            workers = stack.enter_context(Workers(jobs, draws))
             return _scan(model, ckpt, out_dir, config, progress, cache, tally, workers)
     except KeyboardInterrupt as exc:
         again = "; rerun with --resume" if out_dir is not None else ""
@@ -329,7 +309,7 @@ def _scan(
     progress: bool,
     cache: TensorCache | None,
     tally: _Tally,
-    workers: _Workers,
+    workers: Workers,
 ) -> Run:
     if out_dir is not None:
         (out_dir / "images").mkdir(parents=True, exist_ok=True)
@@ -355,7 +335,7 @@ def _scan(
     reused = 0
     trim = HeapTrimmer()  # bounded memory: see striate.heap
     seconds: dict[str, float] = {}
-    clock = _Clock(seconds)
+    clock = Clock(seconds)
     with progress_bar(infos, enabled=progress, label="scanning") as advance:
 
         def collect(task: _Task) -> None:
@@ -441,67 +421,6 @@ class _Task:
         return entry
 
 
-class _Workers:
-    """`jobs` analysis threads and, when the scan draws, `jobs` drawing processes; with one
-    job, each analysis and figure runs at once in this thread.
-
-    Figures go to processes because matplotlib holds the GIL and its settings are global:
-    threads would draw one at a time, and drawing is most of a scan with images. On Linux the
-    drawing processes are forked here, before any thread of the scan starts (they inherit the
-    imports: no start-up cost, and a user's script is not run again, as `spawn` would); they
-    ignore Ctrl-C, which this process handles."""
-
-    def __init__(self, jobs: int, draws: bool) -> None:
-        self.jobs = jobs
-        self._pool = ThreadPoolExecutor(jobs, "striate-scan") if jobs > 1 else None
-        self._drawers: ProcessPoolExecutor | None = None
-        if jobs > 1 and draws:
-            methods = multiprocessing.get_all_start_methods()
-            context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-            self._drawers = ProcessPoolExecutor(
-                jobs, mp_context=context, initializer=_ignore_interrupts
-            )
-            self._drawers.submit(int).result()  # forks every process now
-
-    def submit(self, fn: Any, *args: Any) -> Future[Entry]:
-        if self._pool is not None:
-            return self._pool.submit(fn, *args)
-        future: Future[Entry] = Future()
-        future.set_result(fn(*args))  # _compute returns failures, it never raises them
-        return future
-
-    def draw(self, fn: Callable[..., _T], *args: Any) -> _T:
-        """`fn(*args)`, in a drawing process when there are several jobs."""
-        if self._drawers is None:
-            return fn(*args)
-        return self._drawers.submit(fn, *args).result()
-
-    def draw_all(self, calls: list[FigureCall]) -> None:
-        """Draw every figure of `calls`, spread over the drawing processes when there are
-        several jobs; the first error is raised once all have finished."""
-        if self._drawers is None:
-            for fn, args, kwargs in calls:
-                fn(*args, **kwargs)
-            return
-        futures = [self._drawers.submit(fn, *args, **kwargs) for fn, args, kwargs in calls]
-        wait(futures)
-        for future in futures:
-            future.result()
-
-    def __enter__(self) -> _Workers:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._pool is not None:  # on an error or Ctrl-C, drop what has not started
-            self._pool.shutdown(wait=True, cancel_futures=True)
-        if self._drawers is not None:
-            self._drawers.shutdown(wait=True, cancel_futures=True)
-
-
-def _ignore_interrupts() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
 def _read(
     ckpt: Checkpoint,
     info: TensorInfo,
@@ -513,7 +432,7 @@ def _read(
     """Read one tensor and look its result up in the cache. A tensor that cannot be read
     comes back failed; one found in the cache comes back done."""
     task = _Task(info, part)
-    clock = _Clock(task.seconds)
+    clock = Clock(task.seconds)
     try:
         with clock("read"):
             task.w = ckpt.read(info.name)
@@ -550,7 +469,7 @@ def _compute(
         status: dict[str, Any] = {"status": "done"}
         if out_dir is not None and config.images.enabled:
             try:
-                with _Clock(task.seconds)("images"):
+                with Clock(task.seconds)("images"):
                     row |= draw(_images, out_dir, position, w, part, result, heads, config)
             except Exception as exc:  # a figure that fails loses only itself
                 if store.disk_full(exc):
