@@ -27,6 +27,7 @@ class Finding:
     value: float
     detail: str
     extra: dict[str, float | int | str] = field(default_factory=dict)
+    significance: float = float("nan")
 
     def residual_dim(self, residual_axis: int | None) -> int | None:
         """The residual-stream index this finding touches, if the axis is known and pinned."""

@@ -19,16 +19,27 @@ lines (a median of 16 |w| is 3x too small often enough to fake hotspots in a big
 `striate.analyses.robust`). A line of exact zeros is left out; an axis whose lines have fewer
 than `min_count` entries is not normalised along (too noisy a scale).
 
-Only |z| is used: `score` = |z|, `value` = the weight. Non-finite weights are never hotspots and
-never enter a statistic. On Gaussian noise of 3M weights the largest |z| after this
-normalisation is ~6 when lines have >= 32 entries and ~8 with 16 (the scales' own noise fattens
-the tails a little), so the default z = 20 gives no false alarm on noise while the striking
-hotspots of trained models score in the tens to thousands.
+Then the tail: is the largest |z| more than the tensor's own tail predicts? The exceedances of
+the k largest |z| over the (k+1)-th, u (k = 1% of the weights, at least 50 and at most 10,000,
+at most a quarter of them), are fitted by a generalized Pareto distribution (shape xi >= 0,
+scale beta) by maximum likelihood, with the largest `max_per_tensor` exceedances censored (known
+only to lie above the smallest of them), so the hotspots being judged cannot widen the tail that
+judges them. Under that fit the expected number of weights at least as far out as x is
+
+    expected(x) = k * (1 + xi (x - u) / beta) ** (-1 / xi)      (k * exp(-(x - u) / beta) at 0)
+
+and a weight is a hotspot when expected <= `alpha`; `significance` = -log10(expected). Why a
+tail fit rather than a fixed z: a Gaussian matrix has an exponential-or-lighter tail (xi = 0:
+the bound xi >= 0 keeps the fit from inventing an upper end point that noise could cross), so a
+12-sigma weight is wildly improbable, while Student-t weights have a power-law tail (xi = 1/df)
+whose largest values are expected. `score` = |z| and `value` = the weight, as before.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import math
 
 import numpy as np
 
@@ -43,14 +54,14 @@ __all__ = ["HotspotsConfig", "find_hotspots"]
 class HotspotsConfig:
     """Thresholds for `find_hotspots` (see the module docstring for the definitions).
 
-    Noise alone stays below |z| ~ 8 in millions of weights, but trained weights have heavy
-    tails: at z = 10, 188 of SmolLM2-135M's 211 matrices have hotspots (3400 in all); at z = 20,
-    94 matrices (330) and 10 of all-MiniLM-L6's (30), led by its residual dimension 99
-    (w[99, 856] = 7.9 in layer 0's FFN output, z ~ 2200). 20 keeps the striking ones.
+    `alpha` is the expected number of false hotspots per structure-free tensor under its own
+    tail fit; docs/calibration.md measures the actual rate on Gaussian, Student-t and shuffled
+    real weights, and the recall it leaves (`benchmarks/calibration.py`).
     """
 
-    z: float = 20.0  # |robust z| of the row/column-normalised weight
-    max_per_tensor: int = 32  # strongest hotspots kept per tensor
+    alpha: float = 1e-3  # expected weights this far out under the tensor's tail fit
+    max_per_tensor: int = 32  # strongest hotspots kept per tensor (and censored in the fit)
+    tail_margin: float = 1.5  # judge under the tail shape xi + this many standard errors
     min_count: int = 16  # normalise along an axis only when its lines have >= this many entries
 
 
@@ -114,13 +125,12 @@ def find_hotspots(
     sigma = sigma_from_deviations(finite_values(dev))
     if not (sigma > 0 and np.isfinite(sigma)):
         return []
-    with np.errstate(invalid="ignore"):
-        cand = np.flatnonzero(dev >= config.z * sigma)
-    if cand.size > config.max_per_tensor:
-        top = np.argpartition(-dev.ravel()[cand], config.max_per_tensor - 1)
-        cand = cand[top[: config.max_per_tensor]]
+    tail = _tail(dev.ravel(), sigma, config)
+    if tail is None:
+        return []
+    cand, log_expected = tail
     found: list[Finding] = []
-    for flat in cand:
+    for flat, log_e in zip(cand, log_expected, strict=True):
         i, j = divmod(int(flat), n_cols)
         rest = [int(x) for x in np.unravel_index(j, moved.shape[1:])]
         index = (*rest[:a], i, *rest[a:])
@@ -128,13 +138,107 @@ def find_hotspots(
         local = sigma * float(sr[i]) * float(sc[j]) / sc_unit
         detail = (
             f"w[{', '.join(map(str, index))}] = {weight:.4g}, z={z:.1f} against its row and "
-            f"column scales (local sigma {local:.3g})"
+            f"column scales (local sigma {local:.3g}); expected {10**log_e:.2g} such weights "
+            "under the tensor's tail"
         )
         extra: dict[str, float | int | str] = {
             "row_scale": float(sr[i]),
             "col_scale": float(sc[j]),
             "local_sigma": local,
+            "expected": 10**log_e,
         }
-        found.append(Finding("hotspot", index, z, weight, detail, extra))
+        found.append(Finding("hotspot", index, z, weight, detail, extra, -log_e))
     found.sort(key=lambda f: -f.score)
     return found
+
+
+TAIL_FRACTION = 0.05  # share of the weights whose exceedances the tail fit sees
+TAIL_MIN, TAIL_MAX = 50, 20_000  # bounds on their number k (and k <= a quarter of the weights)
+
+
+def _tail(
+    dev: np.ndarray, sigma: float, config: HotspotsConfig
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The flat indices of the hotspots in `dev` (N,) and log10 of their expected counts.
+
+    `dev` holds |z| * sigma, NaN where not judged. None when there are too few weights to fit a
+    tail (fewer than 4 * 20).
+    """
+    flat = np.nan_to_num(dev, nan=-1.0)
+    n_ok = int(np.count_nonzero(flat >= 0))
+    k = min(max(round(TAIL_FRACTION * n_ok), TAIL_MIN), TAIL_MAX, n_ok // 4)
+    if k < 20:
+        return None
+    top = np.argpartition(flat, flat.size - (k + 1))[-(k + 1) :]
+    top = top[np.argsort(-flat[top], kind="stable")]  # (k + 1,) largest first
+    x = flat[top].astype(np.float64) / sigma
+    u = x[k]
+    exceed = x[:k] - u  # (k,) descending
+    c = min(config.max_per_tensor, k // 20)
+    at = float(exceed[c]) if c else 0.0
+    xi, _ = fit_gpd(exceed[c:], censored=c, at=at)
+    # the shape's standard error, (1 + xi) / sqrt(n), read on the safe side: a tail fitted a
+    # little too light would turn the largest values of a heavy-tailed tensor into hotspots
+    xi = min(2.0, xi + config.tail_margin * (1 + xi) / math.sqrt(k))
+    xi, beta = fit_gpd(exceed[c:], censored=c, at=at, xi=xi)
+    judged = exceed[:c] if c else exceed[:1]
+    log_expected = math.log10(k) + gpd_log_sf(judged, xi, beta) / math.log(10)
+    hit = log_expected <= math.log10(config.alpha)
+    return top[: hit.size][hit], log_expected[hit]
+
+
+def gpd_log_sf(y: np.ndarray, xi: float, beta: float) -> np.ndarray:
+    """log P(Y > y) for a generalized Pareto Y (shape xi >= 0, scale beta), y >= 0."""
+    y = np.asarray(y, dtype=np.float64)
+    if xi < 1e-9:
+        return -y / beta
+    return np.asarray(-np.log1p(xi * y / beta) / xi)
+
+
+XI_GRID = np.linspace(0.0, 2.0, 101)  # shapes the fit tries; steps of 0.02
+
+
+def fit_gpd(
+    y: np.ndarray, *, censored: int = 0, at: float = 0.0, xi: float | None = None
+) -> tuple[float, float]:
+    """Maximum-likelihood (xi, beta) of a generalized Pareto with xi in [0, 2] for the
+    exceedances `y` (n,) >= 0, plus `censored` more known only to exceed `at`.
+
+    The log-likelihood is sum(log f(y)) + censored * log P(Y > at). xi >= 0: a fitted negative
+    shape puts an upper end point on the tail that noise can cross, so light tails are treated
+    as exponential (conservative). xi is profiled on a grid of step 0.02 (well inside its
+    standard error for any k this module uses), beta by Newton's method on log(beta), where the
+    log-likelihood is concave. With `xi` given, only beta is fitted.
+    """
+    y = np.asarray(y, dtype=np.float64)
+    xis = XI_GRID if xi is None else np.array([xi])
+    betas, loglik = _profile(y, censored, at, xis)
+    best = int(np.argmax(loglik))
+    return float(xis[best]), float(betas[best])
+
+
+def _profile(y: np.ndarray, c: int, at: float, xis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each shape in `xis` (g,), the beta maximising the censored log-likelihood of `y`
+    (n,), and that log-likelihood; both of shape (g,)."""
+    n = y.size
+    exp_beta = (float(y.sum()) + c * at) / max(n, 1) or 1.0  # the exact MLE at xi = 0
+    xi = np.maximum(xis, 1e-9)[:, None]  # (g, 1)
+    phi = np.full((xis.size, 1), math.log(exp_beta))  # log beta
+    ys = np.concatenate([y, [at]])[None, :]  # (1, n + 1): the censoring point last
+    weight = np.concatenate([np.ones(n), [c]])[None, :]  # (1, n + 1)
+    power = np.concatenate([np.ones(n), np.zeros(1)])[None, :]  # log f has (1 + 1/xi), log S 1/xi
+    for _ in range(50):
+        r = xi * ys / np.exp(phi)  # (g, n + 1)
+        coef = weight * (power + 1 / xi)
+        grad = -n + (coef * r / (1 + r)).sum(axis=1, keepdims=True)
+        hess = -(coef * r / (1 + r) ** 2).sum(axis=1, keepdims=True)
+        step = -grad / np.minimum(hess, -1e-12)
+        phi += np.clip(step, -1.0, 1.0)
+        if float(np.abs(step).max()) < 1e-10:
+            break
+    beta = np.exp(phi[:, 0])
+    loglik = -n * np.log(beta) - (coef * np.log1p(xi * ys / np.exp(phi))).sum(axis=1)
+    zero = xis < 1e-9  # the exponential: closed form
+    beta[zero] = exp_beta
+    loglik[zero] = -n * math.log(exp_beta) - (float(y.sum()) + c * at) / exp_beta
+    return beta, loglik

@@ -1,64 +1,106 @@
-"""Spectral lines: whole rows or columns whose scale stands out from the others.
+"""Spectral lines: whole rows or columns whose scale stands out from the others, loud or quiet.
 
 The "spectral lines" seen in raw GPT-2 and VGG weights are rows or columns (a residual dimension,
-an input channel) whose weights are all several times larger, or smaller, than the rest.
+an input channel) whose weights are all larger, or smaller, than the rest.
 
-For a tensor with row axis `a` and column axis `b` (the caller's `axes`; all other axes are
-summed over, so a conv kernel [out, in, kh, kw] is judged as out-channel rows and in-channel
-columns), let S[i, j] = sum of |w| over the finite entries with index i on `a` and j on `b`, and
-M[i, j] their count. The scale of a line is its mean |w|, balanced against the other axis:
+For a tensor with row axis `a` and column axis `b` (the caller's `axes`), the lines along `a` are
+the slices w[i] taken on that axis (all other axes together: a conv kernel [out, in, kh, kw] is
+judged as out-channel rows and in-channel columns). The scale of a line is its **trimmed RMS**
+(`striate.analyses.robust.line_sigma`: the RMS with its largest 10% of |w| left out). Why that
+one: it is nearly as precise as the plain RMS (the noise of log(scale) over m Gaussian weights is
+0.800 / sqrt(m) against 0.707 / sqrt(m)), it has a finite variance on the heaviest-tailed weights
+(Student-t with 3 degrees of freedom), one huge weight cannot make its row a line (it is trimmed
+away; it is a hotspot), and a few loud rows cannot lift every column (in each column their
+entries are among the trimmed ones), so one axis's lines do not hide the other's.
 
-    r0_i = sum_j S_ij / sum_j M_ij                           raw row scale
-    c_j  = sum_i (S_ij / r0_i) / sum_i M_ij                  column scale of the row-balanced w
-    r_i  = sum_j (S_ij / c_j)  / sum_j M_ij                  row scale of the column-balanced w
-    c_j  = sum_i (S_ij / r_i)  / sum_i M_ij                  once more, with the balanced rows
+Each line gets a signed z of its scale s against the other lines of its axis, on the cube root
+of its mean square, v = s^(2/3) (Wilson and Hilferty's transform: for Gaussian weights v is
+normal to within a few percent out to 4.5 sigma on both sides, while log(s) has a lower tail ten
+times too heavy there, which would make quiet lines out of noise):
 
-Balancing keeps one loud row from adding its noise to every column (which would hide the column
-lines) and vice versa; mean |w| rather than RMS keeps one huge weight (a hotspot, reported as
-such) from making its row a line. Both are O(numel) passes plus matrix-vector products on S.
+    z_i = (v_i / median(v) - 1) / sigma,
+    sigma = max(1.4826 * MAD(v / median(v)), LINE_NOISE / sqrt(m))
 
-A line is reported when all three hold (loud lines; quiet ones mirror them when `quiet` is on):
-  - z >= `z`, the robust z of log(scale) over the lines of its axis (median and 1.4826 * MAD,
-    so strong lines do not hide the next one);
-  - scale >= `ratio` * the median scale: plainly visible, and a matrix whose rows all have
-    nearly the same norm does not report 1.01x "lines";
-  - scale >= `ratio` * the median scale of the `neighbours` lines on each side: a line is
-    narrow. A block of more than about neighbours / 2 adjacent loud lines (an attention head, a
-    band) is not a line; other analyses report those.
-An axis is judged only when it has at least `min_count` lines of at least `min_count` entries
-(the scale of a line of 1-3 Gaussian weights is too often near 0 to call a quiet line). Lines
-with no finite entry or scale 0 (dead lines) are left out of the statistics and never reported.
+where m is the number of entries per line. The MAD term is the spread the lines actually have
+(in trained weights far more than sampling noise); the second is the least spread that lines of m
+Gaussian weights must have (`LINE_NOISE` = 0.533: 2/3 of the asymptotic sd of log(trimmed RMS),
+0.800 / sqrt(m)), so an axis of few lines whose MAD happens to be small does not turn noise into
+lines. A line is significant when the expected number of lines at least as extreme on its axis,
+were the z normal,
+
+    expected_i = k * n * Phi(-|z_i|)     (k = 2 with `quiet` on, else 1; n lines on the axis)
+
+is at most `alpha`; `significance` = -log10(expected_i). Two guards keep lines narrow:
+  - the line must pass the same test against the median of its `neighbours` lines on each side
+    (the louder side for a loud line, the quieter for a quiet one), so a block of more than about
+    neighbours / 2 adjacent loud lines (an attention head, a band) is not many lines;
+  - the trimmed scale ignores single weights (above).
+An axis is judged only when it has at least `min_count` lines of at least `min_count` entries.
+Lines with no finite entry or scale 0 (dead lines) are left out of the statistics and never
+reported.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import log_ndtr
 
 from striate.analyses.finding import Finding
-from striate.analyses.robust import robust_z
+from striate.analyses.robust import MAD_TO_SIGMA, TRIM, line_mean_abs, median
 from striate.errors import StriateError
 
-__all__ = ["LinesConfig", "check_axes", "find_lines", "line_scales"]
+__all__ = [
+    "LINE_NOISE",
+    "POWER",
+    "LinesConfig",
+    "check_axes",
+    "expected_count",
+    "find_lines",
+    "line_z",
+]
 
 
 @dataclass(frozen=True)
 class LinesConfig:
     """Thresholds for `find_lines` (see the module docstring for the definitions).
 
-    With Gaussian weights the log-scales of lines of m entries spread by ~0.75 / sqrt(m), so
-    z = 6 has no false alarms (the largest z over thousands of noise lines is ~4). In trained
-    models many lines pass z = 6 at 1.5x; `ratio` = 2 keeps the ones a picture shows plainly:
-    20 lines in all-MiniLM-L6 (6 layers), 155 in SmolLM2-135M (30 layers).
+    `alpha` is the expected number of false lines per axis of a structure-free tensor;
+    docs/calibration.md measures the actual rate on Gaussian, Student-t and shuffled real
+    weights and the recall it leaves (`benchmarks/calibration.py`).
     """
 
-    z: float = 6.0  # robust z of log(scale) over the lines of the same axis
-    ratio: float = 2.0  # and scale >= ratio x the median line (<= 1/ratio when quiet)
-    neighbours: int = 8  # and >= ratio x the median of this many lines on each side
-    quiet: bool = False  # also report lines much quieter than the rest
+    alpha: float = 1e-3  # expected null lines at least this extreme, per axis
+    neighbours: int = 8  # and as significant against the median of this many lines each side
+    quiet: bool = True  # also report lines much quieter than the rest
     min_count: int = 8  # judge an axis only with >= this many lines of >= this many entries
     max_per_axis: int = 16  # strongest lines kept per axis
+
+
+def _trimmed_log_noise(trim: float) -> float:
+    """sqrt(m) * sd of log(trimmed mean |x|) of m Gaussian values, as m -> infinity.
+
+    With Y = |X| and xi its (1 - trim) quantile, the trimmed mean T of Y has asymptotic variance
+    Var((Y - xi) 1{Y <= xi}) / (1 - trim)^2 / m (the influence function of a one-sided trimmed
+    mean), and sd(log T) = sd(T) / E[T]. Y is half-normal: its truncated moments are closed forms.
+    """
+    from scipy.special import gammainc
+    from scipy.stats import norm
+
+    xi = float(norm.ppf(1 - trim / 2))
+    p0 = 1 - trim  # P(Y <= xi)
+    p1 = math.sqrt(2 / math.pi) * (1 - math.exp(-xi * xi / 2))  # E[Y 1{Y <= xi}]
+    p2 = float(gammainc(1.5, xi * xi / 2))  # E[Y^2 1{Y <= xi}]: chi-square(3) at xi^2
+    m1 = p1 - xi * p0  # E[(Y - xi) 1{Y <= xi}]
+    m2 = p2 - 2 * xi * p1 + xi * xi * p0  # E[(Y - xi)^2 1{Y <= xi}]
+    var = (m2 - m1 * m1) / (1 - trim) ** 2
+    return math.sqrt(var) / (p1 / (1 - trim))
+
+
+POWER = 0.4  # lines are compared on s**POWER (see the module docstring)
+LINE_NOISE = POWER * _trimmed_log_noise(TRIM)  # sqrt(m) * sd of s**POWER / its mean
 
 
 def check_axes(shape: tuple[int, ...], axes: tuple[int, int]) -> tuple[int, int]:
@@ -75,51 +117,76 @@ def check_axes(shape: tuple[int, ...], axes: tuple[int, int]) -> tuple[int, int]
     return a, b
 
 
-def _weighted_means(s: np.ndarray, m: np.ndarray | None, k: int, v: np.ndarray) -> np.ndarray:
-    """Row means of s[i, j] / v[j] over columns j with a usable v, per entry counted by m (None:
-    every entry counted, k per cell). s: (n, p) float32, v: (p,) -> (n,) float64."""
-    ok = np.isfinite(v) & (v > 0)
-    u = np.where(ok, 1.0 / np.where(ok, v, 1.0), 0.0)  # float64: 1 / a tiny scale can pass 1e38
-    top = float(u.max()) if u.size else 0.0
-    top = top if top > 0 else 1.0
-    num = (s @ (u / top).astype(s.dtype)).astype(np.float64) * top
-    den = float(k * np.count_nonzero(ok)) if m is None else m @ ok.astype(m.dtype)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.asarray(num, dtype=np.float64) / den
+def expected_count(z: np.ndarray | float, n_tests: int, *, two_sided: bool = True) -> np.ndarray:
+    """log10 of the expected number of N(0, 1) values at least as extreme as |z| among n_tests.
 
-
-def line_scales(w: np.ndarray, axes: tuple[int, int] = (0, 1)) -> tuple[np.ndarray, np.ndarray]:
-    """Balanced mean-|w| scales of the lines along `axes[0]` and `axes[1]` of `w` (ndim >= 2).
-
-    Returns `(rows, cols)` of shapes (w.shape[axes[0]],) and (w.shape[axes[1]],), float64, NaN
-    for a line with no finite entry. Only their ratios are meaningful (see the module docstring).
+    Computed in log space (`scipy.special.log_ndtr`), so a z of 1000 gives about -217000, not
+    -inf; -log10 of it is a finding's `significance`. NaN where z is NaN.
     """
+    tails = 2 * n_tests if two_sided else n_tests
+    logp = log_ndtr(-np.abs(np.asarray(z, dtype=np.float64)))
+    return np.asarray(math.log10(max(tails, 1)) + logp / math.log(10))
+
+
+@dataclass(frozen=True)
+class _Axis:
+    """The lines of one axis: scales (n,), signed z (n,), the noise sigma, entries per line."""
+
+    scale: np.ndarray
+    z: np.ndarray
+    sigma: float
+    length: int
+
+    @property
+    def n_valid(self) -> int:
+        return int(np.count_nonzero(np.isfinite(self.z)))
+
+
+def _axis_lines(w: np.ndarray, axis: int, config: LinesConfig) -> _Axis | None:
+    """Scales and z of the lines along storage `axis`; None when the axis cannot be judged."""
+    n = w.shape[axis]
+    length = w.size // n if n else 0
+    if n < config.min_count or length < config.min_count:
+        return None
+    rows = np.moveaxis(w, axis, 0).reshape(n, length)  # (n, m): line i is row i
+    scale = line_mean_abs(rows, axis=1)
+    valid = np.isfinite(scale) & (scale > 0)
+    if np.count_nonzero(valid) < config.min_count:
+        return None
+    v = np.full(n, np.nan)
+    v[valid] = scale[valid] ** POWER
+    rel = v / median(v[valid]) - 1
+    spread = MAD_TO_SIGMA * median(np.abs(rel[valid] - median(rel[valid])))
+    sigma = max(spread, LINE_NOISE / math.sqrt(length))
+    return _Axis(scale, rel / sigma, sigma, length)
+
+
+def line_z(
+    w: np.ndarray,
+    axis: int,
+    *,
+    axes: tuple[int, int] = (0, 1),
+    config: LinesConfig | None = None,
+) -> np.ndarray:
+    """Signed z of every line along storage `axis` of `w` (one of `axes`), shape (w.shape[axis],).
+
+    Positive for louder lines, negative for quieter; ~N(0, 1) for weights without structure;
+    NaN for dead lines and for every line of an axis too short to judge. This is each tensor's
+    evidence that `striate.residual` pools per residual dimension across a model.
+    """
+    config = config or LinesConfig()
+    w = np.asarray(w)
     a, b = check_axes(w.shape, axes)
-    absw = np.abs(w, dtype=np.float32)
-    finite = np.isfinite(absw)
-    all_finite = bool(finite.all())
-    if not all_finite:
-        absw[~finite] = 0
-    amax = float(absw.max()) if absw.size else 0.0
-    if amax > 1e18:  # keep the float32 sums below overflow; ratios are unchanged
-        absw *= np.float32(1 / amax)
-    others = tuple(i for i in range(w.ndim) if i not in (a, b))
-    k = int(np.prod([w.shape[i] for i in others], dtype=np.int64))
-    s = absw.sum(axis=others) if others else absw  # (w.shape[min(a,b)], w.shape[max(a,b)])
-    m = None if all_finite else finite.sum(axis=others, dtype=np.float32)
-    if a > b:
-        s, m = s.T, (None if m is None else m.T)
-    ones = np.ones(s.shape[1])
-    r = _weighted_means(s, m, k, ones)
-    c = _weighted_means(s.T, None if m is None else m.T, k, r)
-    r = _weighted_means(s, m, k, c)
-    c = _weighted_means(s.T, None if m is None else m.T, k, r)
-    return r, c
+    axis = int(axis) % max(w.ndim, 1)
+    if axis not in (a, b):
+        raise StriateError(f"axis {axis} is not one of the line axes {axes}")
+    lines = _axis_lines(w, axis, config) if w.size else None
+    return np.full(w.shape[axis], np.nan) if lines is None else lines.z
 
 
-def _local_scale(scale: np.ndarray, i: int, n: int, loud: bool) -> float:
-    """The louder (quieter) of the median scales of the n lines left and right of line i."""
-    sides = [scale[max(0, i - n) : i], scale[i + 1 : i + 1 + n]]
+def _local(v: np.ndarray, i: int, n: int, loud: bool) -> float:
+    """The louder (quieter) of the medians of v over the n lines left and right of line i."""
+    sides = [v[max(0, i - n) : i], v[i + 1 : i + 1 + n]]
     meds = [float(np.median(x[np.isfinite(x)])) for x in sides if np.isfinite(x).any()]
     if not meds:
         return float("nan")
@@ -138,43 +205,47 @@ def _rms(w: np.ndarray, axis: int, i: int) -> float:
     return float(np.sqrt(np.mean(np.square(line)))) if line.size else float("nan")
 
 
-def _judge(
-    w: np.ndarray, scale: np.ndarray, axis: int, role: int, config: LinesConfig
-) -> list[Finding]:
-    """Lines along storage `axis` (role 0: axes[0], 1: axes[1]) with per-line `scale` (n,)."""
-    valid = np.isfinite(scale) & (scale > 0)
-    length = w.size // w.shape[axis]  # entries per line
-    if np.count_nonzero(valid) < config.min_count or length < config.min_count:
-        return []
-    logs = np.full(scale.shape, np.nan)
-    logs[valid] = np.log(scale[valid])
-    z, med, sigma = robust_z(logs)
-    if not sigma > 0:
-        return []
-    ratio = scale / np.exp(med)
+def _judge(w: np.ndarray, lines: _Axis, axis: int, role: int, config: LinesConfig) -> list[Finding]:
+    """The significant lines along storage `axis` (role 0: axes[0], 1: axes[1])."""
+    n = lines.n_valid
+    two_sided = config.quiet
+    log_expected = expected_count(lines.z, n, two_sided=two_sided)
     with np.errstate(invalid="ignore"):
-        cand = (z >= config.z) & (ratio >= config.ratio)
-        if config.quiet:
-            cand |= (z <= -config.z) & (ratio <= 1 / config.ratio)
+        cand = log_expected <= math.log10(config.alpha)
+        if not config.quiet:
+            cand &= lines.z > 0
+    v = np.where(lines.scale > 0, lines.scale, np.nan) ** POWER
+    centre = float(np.nanmedian(v))
     found: list[Finding] = []
     for i in np.flatnonzero(cand):
-        loud = bool(z[i] > 0)
-        local = _local_scale(np.where(valid, scale, np.nan), int(i), config.neighbours, loud)
-        local_ratio = scale[i] / local if np.isfinite(local) else ratio[i]
-        if (local_ratio < config.ratio) if loud else (local_ratio > 1 / config.ratio):
+        loud = bool(lines.z[i] > 0)
+        local = _local(v, int(i), config.neighbours, loud)
+        z_local = (v[i] / local - 1) / lines.sigma if np.isfinite(local) else lines.z[i]
+        if (z_local <= 0 if loud else z_local >= 0) or float(
+            expected_count(z_local, n, two_sided=two_sided)
+        ) > math.log10(config.alpha):
             continue  # part of a wide block, not a narrow line
         index: list[int | None] = [None] * w.ndim
         index[axis] = int(i)
+        ratio = float((v[i] / centre) ** (1 / POWER))
+        direction = "loud" if loud else "quiet"
+        significance = -float(log_expected[i])
         detail = (
-            f"{_line_name(w.ndim, axis, role)} {i} scale {ratio[i]:.3g}x the median (z={z[i]:.1f})"
+            f"{direction} {_line_name(w.ndim, axis, role)} {i}: scale {ratio:.3g}x the median "
+            f"line (z={lines.z[i]:.1f}, expected {10**-significance:.2g} such lines in noise)"
         )
         extra: dict[str, float | int | str] = {
             "axis": axis,
+            "direction": direction,
+            "ratio": ratio,
             "scale": _rms(w, axis, int(i)),
-            "z": float(z[i]),
+            "z": float(lines.z[i]),
+            "expected": 10**-significance,
         }
         found.append(
-            Finding("line", tuple(index), abs(float(z[i])), float(ratio[i]), detail, extra)
+            Finding(
+                "line", tuple(index), abs(float(lines.z[i])), ratio, detail, extra, significance
+            )  # fmt: skip
         )
     found.sort(key=lambda f: -f.score)
     return found[: config.max_per_axis]
@@ -188,20 +259,27 @@ def find_lines(
     `w` has shape (R, C), or any N-D shape with `axes = (out_axis, in_axis)`: e.g. (0, 1) for a
     PyTorch conv kernel [out, in, kh, kw], (3, 2) for Keras [kh, kw, in, out]. Tensors with
     ndim < 2 give []. Each Finding has kind "line", `index` with the line's index on its axis
-    and None elsewhere (e.g. (None, 5, None, None)), `score` = |robust z|, `value` = scale /
-    median scale, `extra` = {"axis": storage axis, "scale": the line's RMS over its finite
-    weights, "z": signed robust z}. Strongest first within each axis; rows before columns.
+    and None elsewhere (e.g. (None, 5, None, None)), `score` = |z|, `value` = scale / median
+    scale, `significance` = -log10(expected null lines this extreme on the axis), `extra` =
+    {"axis": storage axis, "direction": "loud"/"quiet", "ratio": = value, "scale": the line's
+    RMS over its finite weights, "z": signed z, "expected": 10**-significance}. Strongest first
+    within each axis; rows before columns.
 
     Example:
         >>> w = np.random.default_rng(0).standard_normal((64, 100)).astype(np.float32)
-        >>> w[5] *= 10
-        >>> [f.index for f in find_lines(w)]
-        [(5, None)]
+        >>> w[5] *= 2.0
+        >>> w[:, 7] *= 0.3
+        >>> [(f.index, f.extra["direction"]) for f in find_lines(w)]
+        [((5, None), 'loud'), ((None, 7), 'quiet')]
     """
     config = config or LinesConfig()
     w = np.asarray(w)
     if w.ndim < 2 or w.size == 0:
         return []
     a, b = check_axes(w.shape, axes)
-    rows, cols = line_scales(w, (a, b))
-    return _judge(w, rows, a, 0, config) + _judge(w, cols, b, 1, config)
+    found: list[Finding] = []
+    for role, axis in enumerate((a, b)):
+        lines = _axis_lines(w, axis, config)
+        if lines is not None:
+            found += _judge(w, lines, axis, role, config)
+    return found
