@@ -37,9 +37,8 @@ whose largest values are expected. `score` = |z| and `value` = the weight, as be
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import math
+from dataclasses import dataclass
 
 import numpy as np
 

@@ -245,7 +245,7 @@ def _judge(w: np.ndarray, lines: _Axis, axis: int, role: int, config: LinesConfi
         found.append(
             Finding(
                 "line", tuple(index), abs(float(lines.z[i])), ratio, detail, extra, significance
-            )  # fmt: skip
+            )
         )
     found.sort(key=lambda f: -f.score)
     return found[: config.max_per_axis]
