@@ -10,7 +10,7 @@ import pytest
 from striate.analyses.finding import Finding
 from striate.analyses.hotspots import HotspotsConfig, find_hotspots
 
-Z10 = HotspotsConfig(z=10.0)
+Z10 = HotspotsConfig()
 
 
 def _noise(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
@@ -37,11 +37,18 @@ def test_planted_hotspots_exact_indices_and_monotone_scores() -> None:
         assert f.score == pytest.approx(abs(s), rel=0.15)  # z in units of the noise sigma
 
 
-def test_weaker_hotspots_with_a_lower_threshold() -> None:
+def test_twelve_sigma_is_found_and_alpha_is_the_expected_count() -> None:
     w = _noise((400, 300), seed=1)
     w[10, 20], w[200, 100], w[399, 299] = 12.0, -15.0, 18.0
-    assert _indices(find_hotspots(w)) == set()
-    assert _indices(find_hotspots(w, Z10)) == {(10, 20), (200, 100), (399, 299)}
+    found = find_hotspots(w)
+    assert _indices(found) == {(10, 20), (200, 100), (399, 299)}
+    for f in found:
+        assert f.extra["expected"] <= HotspotsConfig().alpha
+        assert f.significance == pytest.approx(-np.log10(f.extra["expected"]))
+    by_index = {f.index: f.significance for f in found}
+    assert by_index[(10, 20)] < by_index[(200, 100)] < by_index[(399, 299)]
+    strictest = HotspotsConfig(alpha=10 ** -(by_index[(200, 100)] - 1e-6))
+    assert _indices(find_hotspots(w, strictest)) == {(200, 100), (399, 299)}
 
 
 def test_lines_are_not_hotspots_but_a_hotspot_on_a_line_is() -> None:
@@ -120,9 +127,9 @@ def test_finding_fields() -> None:
     (f,) = find_hotspots(w)
     assert f.kind == "hotspot" and f.value == 41.0
     assert f.extra["local_sigma"] == pytest.approx(1.0, rel=0.1)
-    assert f.detail == (
+    assert f.detail.startswith(
         f"w[12, 147] = 41, z={f.score:.1f} against its row and column scales "
-        f"(local sigma {f.extra['local_sigma']:.3g})"
+        f"(local sigma {f.extra['local_sigma']:.3g}); expected "
     )
 
 

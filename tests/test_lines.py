@@ -83,11 +83,12 @@ def test_quiet_lines_only_when_asked() -> None:
     w[17] *= 0.1
     w[:, 250] *= 0.2
     w[30] *= 4
-    assert _indices(find_lines(w)) == {(30, None)}
-    found = find_lines(w, LinesConfig(quiet=True))
+    assert _indices(find_lines(w, LinesConfig(quiet=False))) == {(30, None)}
+    found = find_lines(w)
     assert _indices(found) == {(17, None), (30, None), (None, 250)}
     quiet = {f.index: f for f in found}[(17, None)]
     assert float(quiet.extra["z"]) < 0 < quiet.score and quiet.value == pytest.approx(0.1, rel=0.1)
+    assert quiet.extra["direction"] == "quiet" and quiet.extra["ratio"] == quiet.value
 
 
 def test_finding_fields() -> None:
@@ -98,7 +99,10 @@ def test_finding_fields() -> None:
     assert f.extra["axis"] == 0
     assert f.extra["scale"] == pytest.approx(float(np.sqrt(np.mean(w[42].astype(np.float64) ** 2))))
     assert f.score == pytest.approx(f.extra["z"]) and f.score >= 6
-    assert f.detail == f"row 42 scale {f.value:.3g}x the median (z={f.score:.1f})"
+    assert f.extra["direction"] == "loud" and f.value == pytest.approx(6, rel=0.1)
+    assert f.detail.startswith(
+        f"loud row 42: scale {f.value:.3g}x the median line (z={f.score:.1f}"
+    )
 
 
 def test_a_block_of_adjacent_loud_rows_is_a_band_not_lines() -> None:
@@ -146,7 +150,7 @@ def test_conv_kernels_input_and_output_channel_lines(
     out_index[out_axis] = 30
     assert [f.index for f in found] == [tuple(out_index), tuple(in_index)]
     assert [f.extra["axis"] for f in found] == [out_axis, in_axis]
-    assert found[1].detail.startswith(f"input channel (axis {in_axis}) 5 scale")
+    assert found[1].detail.startswith(f"loud input channel (axis {in_axis}) 5: scale")
 
 
 def test_nan_rows_do_not_become_lines() -> None:

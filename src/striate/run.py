@@ -9,15 +9,17 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from striate import store
-from striate.residual import residual_dims
+from striate.residual import ResidualConfig, residual_dims
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from striate.analyses.finding import Finding
     from striate.anatomy import TensorAnatomy
     from striate.display import Shown
 
-FINDING_COLUMNS = ["kind", "tensor", "index", "score", "value", "residual_dim", "detail",
-                   "layer", "role"]  # fmt: skip
+FINDING_COLUMNS = ["kind", "tensor", "index", "significance", "score", "value",
+                   "residual_dim", "detail", "layer", "role"]  # fmt: skip
 
 
 @dataclass
@@ -87,6 +89,7 @@ def findings_table(findings: list[tuple[str, TensorAnatomy, Finding]]) -> pd.Dat
             "kind": f.kind,
             "tensor": tensor,
             "index": [None if i is None else int(i) for i in f.index],
+            "significance": float(f.significance),
             "score": float(f.score),
             "value": float(f.value),
             "residual_dim": f.residual_dim(part.residual_axis),
@@ -103,7 +106,10 @@ def findings_table(findings: list[tuple[str, TensorAnatomy, Finding]]) -> pd.Dat
     for column in ("residual_dim", "layer"):
         table[column] = table[column].astype("Int64")
     ranked: pd.DataFrame = table.sort_values(
-        ["score", "tensor"], ascending=[False, True], ignore_index=True
+        ["significance", "score", "tensor"],
+        ascending=[False, False, True],
+        na_position="last",
+        ignore_index=True,
     )
     return ranked
 
@@ -113,6 +119,8 @@ def assemble(
     findings: list[tuple[str, TensorAnatomy, Finding]],
     manifest: dict[str, Any],
     out_dir: Path | None,
+    pooled: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
+    residual: ResidualConfig | None = None,
 ) -> Run:
     tensors = pd.DataFrame.from_records(rows)
     for column in ("layer", "residual_axis"):
@@ -121,7 +129,7 @@ def assemble(
     counts = pd.Series([t for t, _, _ in findings], dtype=object).value_counts()
     tensors["n_findings"] = tensors["name"].map(counts).fillna(0).astype(int)
     table = findings_table(findings)
-    return Run(out_dir, manifest, tensors, table, residual_dims(table))
+    return Run(out_dir, manifest, tensors, table, residual_dims(table, pooled, residual))
 
 
 def write_run(run: Run) -> None:

@@ -29,7 +29,7 @@ from striate.analyses.ffn import FFNConfig
 from striate.analyses.finding import Finding
 from striate.analyses.heads import HeadsConfig, head_blocks
 from striate.analyses.hotspots import HotspotsConfig, find_hotspots
-from striate.analyses.lines import LinesConfig, find_lines
+from striate.analyses.lines import LinesConfig, find_lines, line_z
 from striate.analyses.nonfinite import NonfiniteConfig, find_nonfinite
 from striate.analyses.norms import NormsConfig, find_norm_outliers
 from striate.analyses.periodicity import PeriodicityConfig, find_periodic
@@ -44,17 +44,20 @@ from striate.analyses.spectrum import (
 )
 from striate.analyses.stats import tensor_stats
 from striate.anatomy import Anatomy, TensorAnatomy, anatomy_of
+from striate.anatomy.records import READS, WRITES
 from striate.checkpoint import Checkpoint, TensorInfo, open_checkpoint
 from striate.config import as_dict
 from striate.errors import StriateError
 from striate.ffn_scan import FFNCollector, default_layers, ffn_figure_calls, ffn_tables
 from striate.heap import HeapTrimmer
 from striate.progress import progress_bar
+from striate.residual import ResidualConfig, pooled_evidence, vector_z
 from striate.run import Run, assemble, write_run
 from striate.scan_cache import Entry, TensorCache
 from striate.scan_workers import Clock, Workers
 from striate.spectrum_scan import depth_figure_calls, draw_matrix_spectrum, spectra_table
 
+EMBEDS = frozenset({"embedding", "position_embedding"})  # they write the stream's first state
 _HEAD_ROLES = {"attn_q": "q", "attn_k": "kv", "attn_v": "kv", "attn_qkv": "qkv", "attn_out": "q"}
 
 
@@ -78,6 +81,7 @@ class ScanConfig:
     ffn: FFNConfig = field(default_factory=FFNConfig)
     spectrum: SpectrumConfig = field(default_factory=SpectrumConfig)
     banding: BandingConfig = field(default_factory=BandingConfig)
+    residual: ResidualConfig = field(default_factory=ResidualConfig)
     images: ImagesConfig = field(default_factory=ImagesConfig)
 
 
@@ -96,6 +100,7 @@ class TensorResult:
     singular_values: np.ndarray | None = None  # of the tensor viewed as a matrix, descending
     matrix_shape: tuple[int, int] | None = None  # that matrix's shape
     banding: Banding | None = None  # of a conv kernel of at least min_kernel x min_kernel
+    residual_z: np.ndarray | None = None  # (d,) signed z of each residual dim (striate.residual)
 
 
 def analyse_tensor(
@@ -115,12 +120,17 @@ def analyse_tensor(
         label = "gain" if part.role == "norm" else "bias"
         with clock("norms"):
             found += find_norm_outliers(w, config.norms, label=label)
+    residual_z = None
     if w.ndim >= 2:
         axes = _line_axes(w.ndim, part.layout)
         with clock("lines"):
             found += find_lines(w, config.lines, axes=axes)
+            if part.residual_axis in axes:
+                residual_z = line_z(w, part.residual_axis, axes=axes, config=config.lines)
         with clock("hotspots"):
             found += find_hotspots(w, config.hotspots, axes=axes)
+    elif w.ndim == 1 and part.residual_axis == 0:
+        residual_z = vector_z(w, config.residual)
     include = config.periodicity.include
     if w.ndim >= 2 and (
         part.role == "position_embedding" or (include and re.search(include, part.name))
@@ -140,7 +150,7 @@ def analyse_tensor(
     if banding is not None:
         finding = bands.banding_finding(banding)
         found += [] if finding is None else [finding]
-    result = TensorResult(row, found, banding=banding)
+    result = TensorResult(row, found, banding=banding, residual_z=residual_z)
     matrix = as_matrix(w, part.layout)
     row["spectrum_skipped"] = "not a matrix" if matrix is None else None
     if matrix is not None:
@@ -320,6 +330,7 @@ def _scan(
     rows: list[dict[str, Any]] = []
     findings: list[tuple[str, TensorAnatomy, Finding]] = []
     spectra: dict[str, np.ndarray] = {}
+    evidence: list[tuple[str, np.ndarray]] = []  # (read/write/other, (d,) z along the stream)
     names = ckpt.names()
     infos = [ckpt.info(n) for n in names]
     tally.total = len(infos)
@@ -351,6 +362,10 @@ def _scan(
             findings.extend((task.info.name, task.part, f) for f in kept.findings)
             if kept.singular_values is not None:
                 spectra[task.info.name] = kept.singular_values
+            if kept.residual_z is not None and kept.residual_z.size == anat.hidden_size:
+                role = task.part.role
+                tag = "read" if role in READS else "write" if role in WRITES | EMBEDS else "other"
+                evidence.append((tag, kept.residual_z))
             manifest["tensors"][task.info.name] = kept.status
             reused += task.hit
             tally.done += 1
@@ -371,7 +386,7 @@ def _scan(
             collect(queue.popleft())
     with clock("ffn"):
         collector.finish()
-    run = assemble(rows, findings, manifest, out_dir)
+    run = assemble(rows, findings, manifest, out_dir, pooled_evidence(evidence), config.residual)
     run.ffn, run.ffn_layers = ffn_tables(collector)
     run.spectra = spectra_table(spectra)
     manifest["ffn_skipped"] = {str(k): v for k, v in collector.skipped.items()}
@@ -478,8 +493,9 @@ def _compute(
         row["status"] = "done"
         images = [row[c] for c in _IMAGE_COLUMNS if row.get(c) is not None]
         kept = Entry(
-            row, status, result.findings, result.singular_values, dict.fromkeys(images, "")
-        )
+            row, status, result.findings, result.singular_values, dict.fromkeys(images, ""),
+            result.residual_z,
+        )  # fmt: skip
         if cache is not None and "image_error" not in status:
             cache.put(task.key, kept)  # failures are not cached: the next scan tries again
         return kept

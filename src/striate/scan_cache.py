@@ -50,6 +50,7 @@ class Entry:
     findings: list[Finding]
     singular_values: np.ndarray | None = None
     images: dict[str, str] = field(default_factory=dict)
+    residual_z: np.ndarray | None = None  # (d,) the tensor's evidence per residual dim
 
 
 def digest(*parts: object, data: bytes | memoryview | None = None) -> str:

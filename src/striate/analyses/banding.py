@@ -49,6 +49,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from striate.analyses.finding import Finding
+from striate.analyses.robust import expected_count
 
 __all__ = [
     "Banding",
@@ -226,7 +227,10 @@ def banding_finding(b: Banding) -> Finding | None:
         "null_mean": b.null_mean,
         "null_std": b.null_std,
     }
-    return Finding("banding", (None, None, None, None), abs(b.z), b.score, detail, extra)
+    significance = -float(expected_count(b.z, 1))
+    return Finding(
+        "banding", (None, None, None, None), abs(b.z), b.score, detail, extra, significance
+    )
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from striate.analyses.finding import Finding
-from striate.analyses.robust import robust_z
+from striate.analyses.robust import expected_count, robust_z
 
 __all__ = ["HeadResult", "HeadsConfig", "head_blocks"]
 
@@ -190,6 +190,7 @@ def _standouts(
                     "z": zj,
                     "ratio": r,
                 },
+                significance=-float(expected_count(zj, heads.size)),
             )
         )
     return findings

@@ -44,7 +44,13 @@ import numpy as np
 
 from striate.analyses.finding import Finding
 from striate.analyses.lines import check_axes
-from striate.analyses.robust import finite_values, line_sigma, median, sigma_from_deviations
+from striate.analyses.robust import (
+    expected_text,
+    finite_values,
+    line_sigma,
+    median,
+    sigma_from_deviations,
+)
 
 __all__ = ["HotspotsConfig", "find_hotspots"]
 
@@ -137,8 +143,8 @@ def find_hotspots(
         local = sigma * float(sr[i]) * float(sc[j]) / sc_unit
         detail = (
             f"w[{', '.join(map(str, index))}] = {weight:.4g}, z={z:.1f} against its row and "
-            f"column scales (local sigma {local:.3g}); expected {10**log_e:.2g} such weights "
-            "under the tensor's tail"
+            f"column scales (local sigma {local:.3g}); expected {expected_text(-log_e)} such "
+            "weights under the tensor's tail"
         )
         extra: dict[str, float | int | str] = {
             "row_scale": float(sr[i]),

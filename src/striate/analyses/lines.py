@@ -46,10 +46,16 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import log_ndtr
 
 from striate.analyses.finding import Finding
-from striate.analyses.robust import MAD_TO_SIGMA, TRIM, line_mean_abs, median
+from striate.analyses.robust import (
+    MAD_TO_SIGMA,
+    TRIM,
+    expected_count,
+    expected_text,
+    line_mean_abs,
+    median,
+)
 from striate.errors import StriateError
 
 __all__ = [
@@ -57,7 +63,6 @@ __all__ = [
     "POWER",
     "LinesConfig",
     "check_axes",
-    "expected_count",
     "find_lines",
     "line_z",
 ]
@@ -115,17 +120,6 @@ def check_axes(shape: tuple[int, ...], axes: tuple[int, int]) -> tuple[int, int]
     if a == b:
         raise StriateError(f"axes {axes} name the same axis twice (shape {list(shape)})")
     return a, b
-
-
-def expected_count(z: np.ndarray | float, n_tests: int, *, two_sided: bool = True) -> np.ndarray:
-    """log10 of the expected number of N(0, 1) values at least as extreme as |z| among n_tests.
-
-    Computed in log space (`scipy.special.log_ndtr`), so a z of 1000 gives about -217000, not
-    -inf; -log10 of it is a finding's `significance`. NaN where z is NaN.
-    """
-    tails = 2 * n_tests if two_sided else n_tests
-    logp = log_ndtr(-np.abs(np.asarray(z, dtype=np.float64)))
-    return np.asarray(math.log10(max(tails, 1)) + logp / math.log(10))
 
 
 @dataclass(frozen=True)
@@ -232,7 +226,7 @@ def _judge(w: np.ndarray, lines: _Axis, axis: int, role: int, config: LinesConfi
         significance = -float(log_expected[i])
         detail = (
             f"{direction} {_line_name(w.ndim, axis, role)} {i}: scale {ratio:.3g}x the median "
-            f"line (z={lines.z[i]:.1f}, expected {10**-significance:.2g} such lines in noise)"
+            f"line (z={lines.z[i]:.1f}, expected {expected_text(significance)} such lines in noise)"
         )
         extra: dict[str, float | int | str] = {
             "axis": axis,

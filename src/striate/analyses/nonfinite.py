@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,5 +36,6 @@ def find_nonfinite(w: np.ndarray, config: NonfiniteConfig) -> list[Finding]:
             detail=f"{count} non-finite values ({n_nan} NaN, {count - n_nan} ±Inf), "
             f"first at {listed}",
             extra={"n_nan": n_nan, "n_inf": count - n_nan},
+            significance=math.inf,  # no weight of a finite tensor is NaN by chance
         )
     ]

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from striate.analyses.finding import Finding
-from striate.analyses.robust import median, robust_z
+from striate.analyses.robust import expected_count, median, robust_z
 
 __all__ = ["NormsConfig", "find_norm_outliers"]
 
@@ -83,6 +83,7 @@ def find_norm_outliers(g: np.ndarray, config: NormsConfig, *, label: str = "gain
                 value=v,
                 detail=f"{label}[{where}] = {v:.4g} vs median {med:.4g} (z={zj:.3g})",
                 extra={"median": med, "z": zj},
+                significance=-float(expected_count(zj, values.size)),
             )
         )
     return findings

@@ -38,6 +38,8 @@ __all__ = [
     "MEAN_AD_TO_SIGMA",
     "TRIM",
     "TRIMMED_TO_SIGMA",
+    "expected_count",
+    "expected_text",
     "finite_values",
     "line_mean_abs",
     "line_medians",
@@ -50,6 +52,29 @@ __all__ = [
 
 MAD_TO_SIGMA = 1.4826  # sigma / MAD for a Gaussian; also sigma / median|x| for N(0, sigma)
 MEAN_AD_TO_SIGMA = 1.2533  # sqrt(pi / 2): sigma / mean absolute deviation for a Gaussian
+
+
+def expected_count(z: np.ndarray | float, n_tests: int, *, two_sided: bool = True) -> np.ndarray:
+    """log10 of the expected number of N(0, 1) values at least as extreme as |z| among n_tests.
+
+    Computed in log space (`scipy.special.log_ndtr`), so a z of 1000 gives about -217000, not
+    -inf; -log10 of it is a finding's `significance`. NaN where z is NaN.
+
+        >>> round(float(expected_count(5.0, 100)), 3)  # 200 * Phi(-5) = 5.7e-5
+        -4.244
+    """
+    from scipy.special import log_ndtr
+
+    tails = 2 * n_tests if two_sided else n_tests
+    logp = log_ndtr(-np.abs(np.asarray(z, dtype=np.float64)))
+    return np.asarray(math.log10(max(tails, 1)) + logp / math.log(10))
+
+
+def expected_text(significance: float) -> str:
+    """10**-significance as short text, also where the float would underflow: "1e-573"."""
+    if significance > 300:
+        return f"1e-{significance:.0f}"
+    return f"{10**-significance:.2g}"
 
 
 def finite_values(x: np.ndarray) -> np.ndarray:
