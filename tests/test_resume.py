@@ -226,7 +226,7 @@ def test_settings_or_bytes_changed_invalidate_just_what_they_touch(
     scan(model, tmp_path / "run", config=NO_IMAGES)
     n = len(analysed)
     del analysed[:]
-    other = apply_overrides(NO_IMAGES, ["lines.z=7"])
+    other = apply_overrides(NO_IMAGES, ["lines.alpha=1e-4"])
     scan(model, tmp_path / "run", config=other)
     assert len(analysed) == n  # other settings: every tensor again
     assert cached(tmp_path / "run") == n  # ... and the old results are gone

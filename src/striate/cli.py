@@ -230,27 +230,37 @@ def _print_scan_summary(run: Run) -> None:
         highlight=False,
     )
     if len(run.findings):
-        table = Table(title="strongest findings")
-        for column in ("kind", "tensor", "score", "residual dim", "detail"):
+        table = Table(title="strongest findings (by significance: -log10 expected in noise)")
+        for column in ("kind", "tensor", "signif.", "residual dim", "detail"):
             table.add_column(column, overflow="fold")
         for _, f in run.findings.head(10).iterrows():
             dim = "" if pd.isna(f["residual_dim"]) else str(f["residual_dim"])
-            table.add_row(f["kind"], f["tensor"], f"{f['score']:.3g}", dim, f["detail"])
+            sig = "" if pd.isna(f["significance"]) else f"{f['significance']:.3g}"
+            table.add_row(f["kind"], f["tensor"], sig, dim, f["detail"])
         console.print(table)
     if len(run.residual_dims):
-        table = Table(title="residual dimensions that stand out")
-        for column in ("dim", "score", "tensors", "lines", "norm outliers", "hotspots", "layers"):
+        title = "residual dimensions, evidence pooled over every tensor (Stouffer z)"
+        table = Table(title=title)
+        for column in ("dim", "direction", "signif.", "z all", "z reads", "z writes", "tensors",
+                       "lines", "norm outliers", "hotspots"):  # fmt: skip
             table.add_column(column)
         for _, d in run.residual_dims.head(10).iterrows():
-            layers = ",".join(map(str, d["layers"]))
-            table.add_row(str(d["residual_dim"]), f"{d['score']:.2f}", str(d["n_tensors"]),
-                          str(d["n_lines"]), str(d["n_norm_outliers"]), str(d["n_hotspots"]),
-                          layers if len(layers) < 40 else layers[:37] + "...")  # fmt: skip
+            table.add_row(str(d["residual_dim"]), str(d["direction"] or ""),
+                          *(_number(d[c]) for c in ("significance", "pooled_z", "pooled_z_read",
+                                                    "pooled_z_write")),
+                          str(d["n_tensors_pooled"]), str(d["n_lines"]),
+                          str(d["n_norm_outliers"]), str(d["n_hotspots"]))  # fmt: skip
         console.print(table)
     for name, error in run.failed.items():
         console.print(f"[red]failed[/red] {name}: {error}", highlight=False)
     if run.path is not None:
         console.print(f"report: {run.path / 'index.html'}", highlight=False)
+
+
+def _number(x: float) -> str:
+    import pandas as pd
+
+    return "" if pd.isna(x) else f"{float(x):.3g}"
 
 
 @app.command()

@@ -193,7 +193,7 @@ def residual_dims(
                 "tensors": sorted(per_tensor.index.astype(str)),
             }
         )
-    table = pd.DataFrame(rows, columns=COLUMNS)
+    table: pd.DataFrame = pd.DataFrame(rows, columns=COLUMNS)
     if table.empty:
         return table
     order = table.assign(_strength=table["significance"].fillna(-np.inf))

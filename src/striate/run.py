@@ -39,6 +39,7 @@ class Run:
     ffn: pd.DataFrame = field(default_factory=pd.DataFrame)
     ffn_layers: pd.DataFrame = field(default_factory=pd.DataFrame)
     spectra: pd.DataFrame = field(default_factory=pd.DataFrame)
+    norm_links: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @classmethod
     def load(cls, path: str | Path) -> Run:

@@ -50,6 +50,7 @@ from striate.config import as_dict
 from striate.errors import StriateError
 from striate.ffn_scan import FFNCollector, default_layers, ffn_figure_calls, ffn_tables
 from striate.heap import HeapTrimmer
+from striate.norm_links import norm_links
 from striate.progress import progress_bar
 from striate.residual import ResidualConfig, pooled_evidence, vector_z
 from striate.run import Run, assemble, write_run
@@ -389,6 +390,7 @@ def _scan(
     run = assemble(rows, findings, manifest, out_dir, pooled_evidence(evidence), config.residual)
     run.ffn, run.ffn_layers = ffn_tables(collector)
     run.spectra = spectra_table(spectra)
+    run.norm_links = norm_links(run.findings, run.tensors, anat.family, anat.hidden_size)
     manifest["ffn_skipped"] = {str(k): v for k, v in collector.skipped.items()}
     manifest["cache"] = {"reused": reused, "computed": len(infos) - reused}
     if out_dir is not None and cache is not None and config.images.enabled:

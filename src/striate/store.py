@@ -24,7 +24,7 @@ from striate.errors import StriateError
 #: the tables of a scan run directory (shared/DESIGN.md, "Output contract")
 TABLES = ("tensors", "findings", "residual_dims")
 #: tables written only when their analysis found something to say
-OPTIONAL_TABLES = ("ffn", "ffn_layers", "spectra")
+OPTIONAL_TABLES = ("ffn", "ffn_layers", "spectra", "norm_links")
 LOCK_FILE = ".striate.lock"
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 _TEMP = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")  # what atomic_file's mkstemp names look like

@@ -78,7 +78,7 @@ class LinesConfig:
     """
 
     alpha: float = 1e-3  # expected null lines at least this extreme, per axis
-    neighbours: int = 8  # and as significant against the median of this many lines each side
+    neighbours: int = 4  # and as significant against the median of this many lines each side
     quiet: bool = True  # also report lines much quieter than the rest
     min_count: int = 8  # judge an axis only with >= this many lines of >= this many entries
     max_per_axis: int = 16  # strongest lines kept per axis

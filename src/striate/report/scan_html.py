@@ -15,13 +15,14 @@ from typing import Any
 import pandas as pd
 
 from striate.report import scan_figures
+from striate.report.norm_links_html import norm_links_section
 from striate.report.page import e, facts, json_block, page, section, table
 from striate.run import Run
 from striate.store import atomic_file
 
 #: columns of the findings table, in order (the JSON rows carry these and `anchor`)
-FINDING_COLUMNS = ["kind", "tensor", "layer", "role", "index", "score", "value", "residual_dim",
-                   "detail"]  # fmt: skip
+FINDING_COLUMNS = ["kind", "tensor", "layer", "role", "index", "significance", "score", "value",
+                   "residual_dim", "detail"]  # fmt: skip
 
 
 def anchors(tensors: pd.DataFrame) -> dict[str, str]:
@@ -117,13 +118,32 @@ def findings_section(run: Run, ids: dict[str, str]) -> str:
     )
 
 
+POOLED = ("significance", "pooled_z", "pooled_z_read", "pooled_z_write")
+
+
+def _num(x: Any) -> str:
+    return "" if x is None or pd.isna(x) else f"{float(x):.3g}"
+
+
+def _links(run: Run) -> pd.DataFrame:
+    """The run's norm_links table, or computed from its findings and tensors (older runs)."""
+    if not run.norm_links.empty or "name" not in run.tensors:
+        return run.norm_links
+    from striate.norm_links import norm_links
+
+    family = str(run.manifest.get("family", "generic"))
+    return norm_links(run.findings, run.tensors, family, run.manifest.get("hidden_size"))
+
+
 def residual_section(run: Run, ids: dict[str, str], limit: int = 50) -> str:
     dims, f = run.residual_dims, run.findings
     if dims.empty:
         return '<p class="note">No finding pins a residual dimension.</p>'
     pinned = f[f["residual_dim"].notna()] if "residual_dim" in f else f.iloc[:0]
-    head = ("<tr><th>dim</th><th>score</th><th>tensors</th><th>lines</th><th>norm outliers</th>"
-            "<th>hotspots</th><th>layers</th><th>where</th><th>norm gains</th></tr>")  # fmt: skip
+    head = ("<tr><th>dim</th><th>direction</th><th>significance</th><th>pooled z</th>"
+            "<th>z reads</th><th>z writes</th><th>tensors pooled</th><th>lines</th>"
+            "<th>norm outliers</th><th>hotspots</th><th>layers</th><th>where</th>"
+            "<th>norm gains</th></tr>")  # fmt: skip
     rows = []
     for d in dims.head(limit).to_dict("records"):
         here = pinned[pinned["residual_dim"] == d["residual_dim"]]
@@ -135,8 +155,9 @@ def residual_section(run: Run, ids: dict[str, str], limit: int = 50) -> str:
         ]
         layers = ", ".join(str(x) for x in list(d.get("layers", [])))
         rows.append(
-            f'<tr><td class="num">{e(d["residual_dim"])}</td>'
-            f'<td class="num">{d["score"]:.3g}</td><td class="num">{e(d["n_tensors"])}</td>'
+            f'<tr><td class="num">{e(d["residual_dim"])}</td><td>{e(d.get("direction") or "")}</td>'
+            + "".join(f'<td class="num">{_num(d.get(c))}</td>' for c in POOLED)
+            + f'<td class="num">{e(d.get("n_tensors_pooled", ""))}</td>'
             f'<td class="num">{e(d["n_lines"])}</td>'
             f'<td class="num">{e(d["n_norm_outliers"])}</td>'
             f'<td class="num">{e(d["n_hotspots"])}</td><td>{e(layers)}</td>'
@@ -144,8 +165,11 @@ def residual_section(run: Run, ids: dict[str, str], limit: int = 50) -> str:
         )
     more = f'<p class="note">{len(dims) - limit} more in residual_dims.parquet.</p>'
     return (
-        "<p>Dimensions of the residual stream that lines, hotspots or norm outliers touch, "
-        "strongest first (score: sum over tensors of log10(1 + strongest score)).</p>"
+        "<p>Dimensions of the residual stream whose evidence pooled over every tensor that reads "
+        "or writes the stream is significant (Stouffer's z of each tensor's line z at the dim, "
+        "over all tensors, the readers and the writers; significance = -log10 of the expected "
+        "number of such dims in a model without structure), or that lines, hotspots or norm "
+        "outliers touch; strongest first.</p>"
         f"<table>{head}{''.join(rows)}</table>{more if len(dims) > limit else ''}"
     )
 
@@ -161,6 +185,11 @@ def render_scan_report(run: Run) -> str:
         ("glance", "The model at a glance", lambda: glance(run, ids)),
         ("findings", "Strongest findings", lambda: findings_section(run, ids)),
         ("residual", "Residual dimensions that stand out", lambda: residual_section(run, ids)),
+        (
+            "norm-links",
+            "Norm outliers and the lines of the matrices they feed",
+            lambda: norm_links_section(_links(run)),
+        ),
         ("curves", "Tensor metrics by layer", lambda: scan_figures.curves_section(run, ids)),
         ("gallery", "Tensors by layer and role", lambda: scan_figures.gallery(run, ids)),
         ("ffn", "FFN neuron geometry", lambda: scan_figures.ffn_section(run)),
