@@ -139,7 +139,7 @@ def test_cli_scan_with_settings(tmp_path: Path) -> None:
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert "report: " in done.stdout and "strongest findings" in done.stdout
+    assert "report: " in done.stdout and "finding groups" in done.stdout
     run = Run.load(out)
     assert (run.findings["kind"] != "line").all()  # no axis has 100,000 lines: no lines
     assert run.manifest["settings"]["lines"]["min_count"] == 100000

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from striate.errors import StriateError
+from striate.finding_groups import finding_groups
 
 if TYPE_CHECKING:
     from striate.run import Run
@@ -221,7 +222,6 @@ def _print_scan_line(run: Run) -> None:
 
 
 def _print_scan_summary(run: Run) -> None:
-    import pandas as pd
 
     m = run.manifest
     console.print(
@@ -229,14 +229,16 @@ def _print_scan_summary(run: Run) -> None:
         f"{len(run.findings)} findings, {len(run.failed)} failed tensors",
         highlight=False,
     )
-    if len(run.findings):
-        table = Table(title="strongest findings (by significance: -log10 expected in noise)")
-        for column in ("kind", "tensor", "signif.", "residual dim", "detail"):
+    groups = finding_groups(run.findings)
+    if len(groups):
+        title = (f"strongest of {len(groups)} finding groups (by residual dim, else by tensor; "
+                 "signif. = -log10 expected in noise)")  # fmt: skip
+        table = Table(title=title)
+        for column in ("group", "findings", "tensors", "layers", "signif.", "strongest"):
             table.add_column(column, overflow="fold")
-        for _, f in run.findings.head(10).iterrows():
-            dim = "" if pd.isna(f["residual_dim"]) else str(f["residual_dim"])
-            sig = "" if pd.isna(f["significance"]) else f"{f['significance']:.3g}"
-            table.add_row(f["kind"], f["tensor"], sig, dim, f["detail"])
+        for _, g in groups.head(10).iterrows():
+            table.add_row(g["group"], g["kinds"], str(g["n_tensors"]), g["layers"],
+                          _number(g["significance"]), g["strongest"])  # fmt: skip
         console.print(table)
     if len(run.residual_dims):
         title = "residual dimensions, evidence pooled over every tensor (Stouffer z)"

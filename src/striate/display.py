@@ -37,6 +37,7 @@ from striate.analyses.finding import Finding
 from striate.analyses.stats import summary_stats
 from striate.checkpoint import Checkpoint, open_checkpoint
 from striate.errors import StriateError
+from striate.finding_groups import finding_groups
 from striate.run import FINDING_COLUMNS
 
 if TYPE_CHECKING:
@@ -261,15 +262,19 @@ def run_html(run: Run) -> str:
         f"<b>{html.escape(title)}</b>",
         _table(None, [[k, v] for k, v in facts]),
     ]
-    top = run.findings.head(TOP_ROWS)
+    groups = finding_groups(run.findings)
+    top = groups.head(TOP_ROWS)
     if not top.empty:
-        parts.append(f"<b>strongest findings</b> ({len(top)} of {len(run.findings)})")
+        parts.append(
+            f"<b>strongest finding groups</b> ({len(top)} of {len(groups)}, from "
+            f"{len(run.findings)} findings; by residual dim, else by tensor)"
+        )
         rows = [
-            [str(r["kind"]), str(r["tensor"]), _index(r["index"]), f"{r['score']:.3g}",
-             f"{r['value']:.3g}", _cell(r["residual_dim"]), str(r["detail"])]
+            [str(r["group"]), str(r["kinds"]), str(r["n_tensors"]), str(r["layers"]),
+             _cell(r["significance"]), str(r["strongest"])]
             for r in top.to_dict("records")
         ]  # fmt: skip
-        head = ["kind", "tensor", "index", "score", "value", "residual dim", "detail"]
+        head = ["group", "findings", "tensors", "layers", "significance", "strongest"]
         parts.append(_table(head, rows))
     else:
         parts.append("<i>no findings</i>")
@@ -277,11 +282,14 @@ def run_html(run: Run) -> str:
     if not dims.empty:
         parts.append(f"<b>residual dimensions</b> ({len(dims)} of {len(run.residual_dims)})")
         rows = [
-            [str(r["residual_dim"]), f"{r['score']:.3g}", str(r["n_tensors"]), str(r["n_lines"]),
-             str(r["n_norm_outliers"]), str(r["n_hotspots"]), _index(r["layers"])]
+            [str(r["residual_dim"]), str(r.get("direction") or ""), _cell(r.get("significance")),
+             _cell(r.get("pooled_z")), _cell(r.get("pooled_z_read")),
+             _cell(r.get("pooled_z_write")), str(r["n_lines"]), str(r["n_norm_outliers"]),
+             str(r["n_hotspots"]), _index(r["layers"])]
             for r in dims.to_dict("records")
         ]  # fmt: skip
-        head = ["dim", "score", "tensors", "lines", "norm outliers", "hotspots", "layers"]
+        head = ["dim", "direction", "significance", "pooled z", "z reads", "z writes", "lines",
+                "norm outliers", "hotspots", "layers"]  # fmt: skip
         parts.append(_table(head, rows))
     parts.append("</div>")
     return "\n".join(parts)
@@ -300,7 +308,9 @@ def _table(head: list[str] | None, rows: list[list[str]]) -> str:
 
 
 def _cell(v: Any) -> str:
-    return "" if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)) else str(v)
+    if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
+        return ""
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
 
 
 def _index(values: Any) -> str:

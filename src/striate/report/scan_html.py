@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from striate.finding_groups import finding_groups
 from striate.report import scan_figures
 from striate.report.norm_links_html import norm_links_section
 from striate.report.page import e, facts, json_block, page, section, table
@@ -107,9 +108,23 @@ def findings_section(run: Run, ids: dict[str, str]) -> str:
     )
     static = run.findings.assign(index=run.findings["index"].map(index_text))
     fallback = table(static, FINDING_COLUMNS, limit=100) if len(static) else ""
+    groups = finding_groups(run.findings)
+    grouped = (
+        f"<p>{len(rows)} findings in {len(groups)} groups: every finding that pins a residual "
+        "dimension joins that dimension's group, every other its tensor's; a group is as "
+        "significant as its strongest finding (significance = -log10 of the expected number of "
+        "such findings in a tensor without structure).</p>"
+        + table(
+            groups.head(30),
+            ["group", "n_findings", "kinds", "n_tensors", "layers", "significance", "strongest"],
+        )
+        + (f'<p class="note">{len(groups) - 30} more groups.</p>' if len(groups) > 30 else "")
+        if len(groups)
+        else ""
+    )
     return (
-        f"<p>{len(rows)} findings, strongest first; click a header to sort, a tensor to see it."
-        "</p>"
+        grouped + f"<p>All {len(rows)} findings, most significant first; click a header to sort, a "
+        "tensor to see it.</p>"
         + json_block("findings-data", {"columns": FINDING_COLUMNS, "rows": rows})
         + filters
         + '<div id="findings-scroll"><table id="findings-table">'
