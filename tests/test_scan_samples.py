@@ -9,8 +9,32 @@ import pandas as pd
 import pytest
 
 from striate.checkpoint import Checkpoint
+from striate.finding_groups import finding_groups
 from striate.run import Run
 from striate.scan import scan
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def _readme_counts_match(run: Run, sample: str) -> None:
+    """The README's paragraph on this sample states the counts this scan gives."""
+    text = README.read_text(encoding="utf-8")
+    start = text.index(f"`striate scan sample:{sample}`")
+    paragraph = " ".join(text[start : text.index("![", start)].split())
+    f = run.findings
+    lines = f[f["kind"] == "line"]["direction"].value_counts()
+    dims = run.residual_dims
+    hidden = int(run.manifest["hidden_size"])
+    for phrase in (
+        f"{len(f):,} findings",
+        f"{int(lines.sum()):,} lines ({lines.get('loud', 0):,} loud, "
+        f"{lines.get('quiet', 0):,} quiet)",
+        f"{int((f['kind'] == 'hotspot').sum()):,} hotspots",
+        f"{int((f['kind'] == 'norm_outlier').sum()):,} norm outliers",
+        f"in {len(finding_groups(f)):,} groups",
+        f"{int((dims['significance'] >= 3).sum()):,} of its {hidden} residual dimensions stand out",
+    ):
+        assert phrase in paragraph, phrase
 
 
 def _check_invariants(run: Run, ckpt: Checkpoint, hidden: int, out: Path) -> None:
@@ -40,15 +64,23 @@ def _check_invariants(run: Run, ckpt: Checkpoint, hidden: int, out: Path) -> Non
 def test_scan_minilm(minilm: Checkpoint, tmp_path: Path) -> None:
     run = scan(minilm, tmp_path)
     _check_invariants(run, minilm, 384, tmp_path)
-    # the known super weights: FFN outputs write residual dim 99 with single huge weights
-    top = run.residual_dims.iloc[0]
-    assert top["residual_dim"] == 99 and top["n_hotspots"] >= 4
-    hot = run.findings[run.findings["kind"] == "hotspot"].iloc[0]
+    # the known super weights: FFN outputs write residual dim 99 with single huge weights; the
+    # largest (z ~ 2200) is the strongest hotspot, and the dims of the norm outliers and lines
+    # (99, 223, 267, 319) lead the residual dimensions ranked by their pooled evidence
+    dims = run.residual_dims.set_index("residual_dim")
+    assert {99, 223, 267, 319} <= set(run.residual_dims["residual_dim"].head(10))
+    assert dims.loc[99, "n_hotspots"] >= 4 and dims.loc[99, "significance"] > 20
+    assert run.residual_dims.iloc[0]["residual_dim"] == 223  # loud when written, quiet when read
+    assert run.residual_dims.iloc[0]["direction"] == "mixed"
+    spots = run.findings[run.findings["kind"] == "hotspot"]
+    hot = spots.loc[spots["score"].idxmax()]
     assert (hot["tensor"], list(hot["index"])) == ("encoder.layer.0.output.dense.weight", [99, 856])
+    assert hot["significance"] > 10  # expected < 1e-10 such weights under that tensor's own tail
     # learned position embeddings carry periodic channels
     periodic = run.findings[run.findings["kind"] == "periodic"]
     assert set(periodic["tensor"]) == {"embeddings.position_embeddings.weight"}
     assert len(periodic) >= 10
+    _readme_counts_match(run, "minilm")
 
 
 @pytest.mark.sample
@@ -57,3 +89,4 @@ def test_scan_smollm2(smollm2: Checkpoint, tmp_path: Path) -> None:
     _check_invariants(run, smollm2, 576, tmp_path)
     assert len(run.tensors) == 272
     assert pd.notna(run.tensors.set_index("name").loc["blk.0.attn_q.weight", "head_score"])
+    _readme_counts_match(run, "smollm2")

@@ -187,12 +187,8 @@ def line_sigma(a: np.ndarray, axis: int) -> np.ndarray:
     scales are used), each line divided by its own largest kept |x| so that they cannot overflow.
     """
     out = np.full(a.shape[1 - axis], np.nan)
-    for rows, sub, n_ok in _line_groups(a, axis):
-        np.abs(sub, out=sub)
-        keep = max(1, n_ok - max(1, round(TRIM * n_ok)))
-        if keep < sub.shape[1]:
-            sub.partition(keep, axis=1)
-        kept = sub[:, :keep]
+    for rows, kept in _trimmed_lines(a, axis):
+        keep = kept.shape[1]
         top = kept.max(axis=1)  # (k,) largest kept |x| of each line
         unit = kept / np.where(top > 0, top, 1)[:, None]
         mean_square = np.einsum("ij,ij->i", unit, unit) / keep
@@ -216,10 +212,17 @@ def line_mean_abs(a: np.ndarray, axis: int) -> np.ndarray:
     significance test of line scales needs (see `striate.analyses.lines`).
     """
     out = np.full(a.shape[1 - axis], np.nan)
+    for rows, kept in _trimmed_lines(a, axis):
+        out[rows] = kept.mean(axis=1, dtype=np.float64)
+    return out
+
+
+def _trimmed_lines(a: np.ndarray, axis: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(line indices, the |x| of those lines with their largest `TRIM` (10%, at least one)
+    left out, unordered, shape (k, keep)) for the lines of `a` along `axis` with a finite value."""
     for rows, sub, n_ok in _line_groups(a, axis):
         np.abs(sub, out=sub)
         keep = max(1, n_ok - max(1, round(TRIM * n_ok)))
         if keep < sub.shape[1]:
             sub.partition(keep, axis=1)
-        out[rows] = sub[:, :keep].mean(axis=1, dtype=np.float64)
-    return out
+        yield rows, sub[:, :keep]
