@@ -19,12 +19,15 @@ lines (a median of 16 |w| is 3x too small often enough to fake hotspots in a big
 `striate.analyses.robust`). A line of exact zeros is left out; an axis whose lines have fewer
 than `min_count` entries is not normalised along (too noisy a scale).
 
-Then the tail: is the largest |z| more than the tensor's own tail predicts? The exceedances of
-the k largest |z| over the (k+1)-th, u (k = 1% of the weights, at least 50 and at most 10,000,
-at most a quarter of them), are fitted by a generalized Pareto distribution (shape xi >= 0,
-scale beta) by maximum likelihood, with the largest `max_per_tensor` exceedances censored (known
-only to lie above the smallest of them), so the hotspots being judged cannot widen the tail that
-judges them. Under that fit the expected number of weights at least as far out as x is
+Then the tail: is the largest |z| more than the tensor's own tail predicts? The k largest |z|
+(k = `tail_fraction` = 5% of the weights, at least 50, at most `tail_max` = 20,000 and at most a
+quarter of them) exceed the next one, u, by y_1 >= ... >= y_k. A generalized Pareto distribution
+(shape xi >= 0, scale beta) is fitted to them by maximum likelihood, with the largest
+c = min(`max_per_tensor`, k / 20) censored (known only to lie above y_(c+1)), so the hotspots
+being judged cannot widen the tail that judges them. The shape is then read `tail_margin`
+standard errors, (1 + xi) / sqrt(k) each, on the heavy side (beta refitted): a tail fitted a
+little too light would turn the largest values of a heavy-tailed tensor into hotspots. Under that
+fit the expected number of weights at least as far out as x is
 
     expected(x) = k * (1 + xi (x - u) / beta) ** (-1 / xi)      (k * exp(-(x - u) / beta) at 0)
 
@@ -67,6 +70,8 @@ class HotspotsConfig:
     alpha: float = 1e-3  # expected weights this far out under the tensor's tail fit
     max_per_tensor: int = 32  # strongest hotspots kept per tensor (and censored in the fit)
     tail_margin: float = 1.5  # judge under the tail shape xi + this many standard errors
+    tail_fraction: float = 0.05  # share of the weights whose exceedances the tail fit sees
+    tail_max: int = 20_000  # and at most this many (at least 50, at most a quarter)
     min_count: int = 16  # normalise along an axis only when its lines have >= this many entries
 
 
@@ -157,8 +162,7 @@ def find_hotspots(
     return found
 
 
-TAIL_FRACTION = 0.05  # share of the weights whose exceedances the tail fit sees
-TAIL_MIN, TAIL_MAX = 50, 20_000  # bounds on their number k (and k <= a quarter of the weights)
+TAIL_MIN = 50  # the least number of exceedances the tail fit sees (and at most a quarter)
 
 
 def _tail(
@@ -171,7 +175,7 @@ def _tail(
     """
     flat = np.nan_to_num(dev, nan=-1.0)
     n_ok = int(np.count_nonzero(flat >= 0))
-    k = min(max(round(TAIL_FRACTION * n_ok), TAIL_MIN), TAIL_MAX, n_ok // 4)
+    k = min(max(round(config.tail_fraction * n_ok), TAIL_MIN), config.tail_max, n_ok // 4)
     if k < 20:
         return None
     top = np.argpartition(flat, flat.size - (k + 1))[-(k + 1) :]
