@@ -184,3 +184,15 @@ def test_bad_axes_raise() -> None:
         find_lines(w, axes=(1, 1))
     with pytest.raises(StriateError, match=r"axes \(0, 3\) do not fit a tensor of shape"):
         find_lines(w, axes=(0, 3))
+
+
+@pytest.mark.parametrize(
+    ("width", "expected"), [(1, 1), (2, 2), (3, 3), (4, 2), (5, 1), (6, 0), (9, 0)]
+)
+def test_adjacent_loud_lines_become_a_band_from_six_on(width: int, expected: int) -> None:
+    for seed in range(3):
+        w = _noise((128, 384), seed)
+        w[40 : 40 + width] *= 3
+        found = find_lines(w)
+        assert len(found) == expected
+        assert all(40 <= f.index[0] < 40 + width for f in found)

@@ -5,35 +5,37 @@ an input channel) whose weights are all larger, or smaller, than the rest.
 
 For a tensor with row axis `a` and column axis `b` (the caller's `axes`), the lines along `a` are
 the slices w[i] taken on that axis (all other axes together: a conv kernel [out, in, kh, kw] is
-judged as out-channel rows and in-channel columns). The scale of a line is its **trimmed RMS**
-(`striate.analyses.robust.line_sigma`: the RMS with its largest 10% of |w| left out). Why that
-one: it is nearly as precise as the plain RMS (the noise of log(scale) over m Gaussian weights is
-0.800 / sqrt(m) against 0.707 / sqrt(m)), it has a finite variance on the heaviest-tailed weights
-(Student-t with 3 degrees of freedom), one huge weight cannot make its row a line (it is trimmed
-away; it is a hotspot), and a few loud rows cannot lift every column (in each column their
-entries are among the trimmed ones), so one axis's lines do not hide the other's.
+judged as out-channel rows and in-channel columns). The scale s of a line is its **trimmed mean
+|w|** (`striate.analyses.robust.line_mean_abs`: the mean |w| with its largest 10% left out). Why
+that one, measured on 10^6 lines of 96 weights: one huge weight cannot make its row a line (it is
+trimmed away; it is a hotspot); a few loud rows cannot lift every column (in each column their
+entries are among the trimmed ones), so one axis's lines do not hide the other's; and the shape
+of its spread over lines barely changes from Gaussian to Student-t(3) weights (the trimmed RMS,
+slightly more precise on Gaussians, grows a right tail 30 times the normal one at 4.5 sigma on
+t(3) weights, which turned noise into loud lines). Its noise: log(s) over m Gaussian weights has
+sd 0.861 / sqrt(m) (closed form below; the plain RMS has 0.707 / sqrt(m)).
 
-Each line gets a signed z of its scale s against the other lines of its axis, on the cube root
-of its mean square, v = s^(2/3) (Wilson and Hilferty's transform: for Gaussian weights v is
-normal to within a few percent out to 4.5 sigma on both sides, while log(s) has a lower tail ten
-times too heavy there, which would make quiet lines out of noise):
+Each line gets a signed z of its scale against the other lines of its axis, on v = s^0.4
+(`POWER`): log(s) has a lower tail ten times the normal one at 4.5 sigma (it would make quiet
+lines out of noise), s itself an upper tail too heavy; at 0.4 both tails of v stay within about
+2x of the normal ones at 4 sigma for Gaussian, t(4) and t(3) weights alike:
 
     z_i = (v_i / median(v) - 1) / sigma,
     sigma = max(1.4826 * MAD(v / median(v)), LINE_NOISE / sqrt(m))
 
 where m is the number of entries per line. The MAD term is the spread the lines actually have
 (in trained weights far more than sampling noise); the second is the least spread that lines of m
-Gaussian weights must have (`LINE_NOISE` = 0.533: 2/3 of the asymptotic sd of log(trimmed RMS),
-0.800 / sqrt(m)), so an axis of few lines whose MAD happens to be small does not turn noise into
-lines. A line is significant when the expected number of lines at least as extreme on its axis,
-were the z normal,
+Gaussian weights must have (`LINE_NOISE` = 0.4 * 0.861 = 0.344), so an axis of few lines whose MAD
+happens to be small does not turn noise into lines. A line is significant when the expected
+number of lines at least as extreme on its axis, were the z normal,
 
     expected_i = k * n * Phi(-|z_i|)     (k = 2 with `quiet` on, else 1; n lines on the axis)
 
 is at most `alpha`; `significance` = -log10(expected_i). Two guards keep lines narrow:
   - the line must pass the same test against the median of its `neighbours` lines on each side
-    (the louder side for a loud line, the quieter for a quiet one), so a block of more than about
-    neighbours / 2 adjacent loud lines (an attention head, a band) is not many lines;
+    (the louder side for a loud line, the quieter for a quiet one). With the default 4, up to 3
+    adjacent loud lines are each a line, 4 or 5 give only their inner ones, and a block of 6 or
+    more (an attention head, a band) gives none (tested);
   - the trimmed scale ignores single weights (above).
 An axis is judged only when it has at least `min_count` lines of at least `min_count` entries.
 Lines with no finite entry or scale 0 (dead lines) are left out of the statistics and never
