@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 import striate
+from striate.finding_groups import finding_groups
 from striate.run import Run
 from striate.scan import image_name
 
@@ -151,9 +152,9 @@ def test_names_are_escaped_in_html(scanned: tuple[planted.Planted, Run]) -> None
     assert XSS not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
 
     _, run = scanned
-    strongest = run.findings.iloc[0]
+    strongest = finding_groups(run.findings).iloc[0]
     page = run._repr_html_()
-    assert f"<td>{strongest['tensor']}</td>" in page
+    assert f"<td>{strongest['group']}</td>" in page
     assert f"<td>{run.manifest['family']}</td>" in page and "<td>failures</td><td>0</td>" in page
     evil = Run(run.path, run.manifest, run.tensors, run.findings.assign(tensor=XSS),
                run.residual_dims)  # fmt: skip

@@ -39,6 +39,8 @@ def finding_groups(findings: pd.DataFrame) -> pd.DataFrame:
     if findings.empty:
         empty: pd.DataFrame = pd.DataFrame(columns=GROUP_COLUMNS)
         return empty
+    if "significance" not in findings:  # a run written before findings had one
+        findings = findings.assign(significance=float("nan"))
     pinned = findings["residual_dim"].notna()
     rows: list[dict[str, Any]] = []
     for dim, group in findings[pinned].groupby("residual_dim", sort=False):

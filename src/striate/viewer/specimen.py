@@ -195,7 +195,8 @@ class Specimen:
     def residual_dims(self) -> list[dict[str, Any]]:
         if self.run is None or self.run.residual_dims.empty:
             return []
-        keep = ["residual_dim", "score", "n_tensors", "n_lines", "n_norm_outliers", "n_hotspots"]
+        keep = ["residual_dim", "direction", "significance", "pooled_z", "n_tensors", "n_lines",
+                "n_norm_outliers", "n_hotspots"]  # fmt: skip
         return [
             {k: jsonable(row[k]) for k in keep} | {"tensors": [str(t) for t in row["tensors"]]}
             for _, row in self.run.residual_dims.iterrows()

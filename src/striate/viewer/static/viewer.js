@@ -458,8 +458,8 @@
     body.replaceChildren();
     for (const d of S.dims) {
       const tr = el("tr");
-      tr.append(el("td", d.residual_dim), el("td", fmt(d.score)), el("td", d.n_tensors),
-        el("td", d.n_lines), el("td", d.n_norm_outliers), el("td", d.n_hotspots));
+      tr.append(el("td", d.residual_dim), el("td", d.direction ?? ""), el("td", fmt(d.significance)),
+        el("td", fmt(d.pooled_z)), el("td", d.n_lines), el("td", d.n_norm_outliers), el("td", d.n_hotspots));
       tr.title = d.tensors.join("\n");
       tr.addEventListener("click", () => { $("fdim").value = d.residual_dim; $("kind").value = ""; $("fhere").checked = false; showTab("findings"); });
       body.append(tr);
