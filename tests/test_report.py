@@ -25,7 +25,8 @@ from striate.scan import scan
 XSS = "<img src=x onerror=alert(1)>"
 BREAKOUT = "evil</script><script>alert(2)</script><!--.weight"  # carries a planted row line
 BREAKOUT_ROW = 3
-SECTIONS = ["glance", "findings", "residual", "curves", "gallery", "ffn", "spectra", "banding"]
+SECTIONS = ["glance", "findings", "residual", "norm-links", "curves", "gallery", "ffn", "spectra",
+            "banding"]  # fmt: skip
 
 
 def build_scan(folder: Path) -> tuple[Path, planted.Planted]:

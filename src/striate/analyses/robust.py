@@ -61,7 +61,7 @@ def expected_count(z: np.ndarray | float, n_tests: int, *, two_sided: bool = Tru
     -inf; -log10 of it is a finding's `significance`. NaN where z is NaN.
 
         >>> round(float(expected_count(5.0, 100)), 3)  # 200 * Phi(-5) = 5.7e-5
-        -4.244
+        -4.242
     """
     from scipy.special import log_ndtr
 
