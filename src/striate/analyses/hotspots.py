@@ -204,7 +204,7 @@ def gpd_log_sf(y: np.ndarray, xi: float, beta: float) -> np.ndarray:
     return np.asarray(-np.log1p(xi * y / beta) / xi)
 
 
-XI_GRID = np.linspace(0.0, 2.0, 101)  # shapes the fit tries; steps of 0.02
+XI_MAX = 2.0  # the heaviest tail shape the fit considers
 
 
 def fit_gpd(
@@ -215,35 +215,58 @@ def fit_gpd(
 
     The log-likelihood is sum(log f(y)) + censored * log P(Y > at). xi >= 0: a fitted negative
     shape puts an upper end point on the tail that noise can cross, so light tails are treated
-    as exponential (conservative). xi is profiled on a grid of step 0.02 (well inside its
-    standard error for any k this module uses), beta by Newton's method on log(beta), where the
-    log-likelihood is concave. With `xi` given, only beta is fitted.
+    as exponential (conservative). beta is profiled out by Newton's method on log(beta), where
+    the log-likelihood is concave; xi maximises the profile by a bounded scalar search (to 1e-3,
+    well inside its standard error for any k this module uses), compared with xi = 0 exactly.
+    With `xi` given, only beta is fitted.
     """
+    from scipy.optimize import minimize_scalar
+
     y = np.asarray(y, dtype=np.float64)
-    xis = XI_GRID if xi is None else np.array([xi])
+    if xi is not None:
+        betas, _ = _profile(y, censored, at, np.array([xi]))
+        return xi, float(betas[0])
+    last: list[float] = []  # the previous beta: consecutive shapes are close, so is their beta
+
+    def minus_profile(x: float) -> float:
+        betas, loglik = _profile(y, censored, at, np.array([x]), last[-1] if last else None)
+        last.append(float(betas[0]))
+        return -float(loglik[0])
+
+    found = minimize_scalar(
+        minus_profile,
+        bounds=(0.0, XI_MAX),
+        method="bounded",
+        options={"xatol": 1e-3},
+    )
+    xis = np.array([0.0, float(found.x)])
     betas, loglik = _profile(y, censored, at, xis)
     best = int(np.argmax(loglik))
     return float(xis[best]), float(betas[best])
 
 
-def _profile(y: np.ndarray, c: int, at: float, xis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _profile(
+    y: np.ndarray, c: int, at: float, xis: np.ndarray, start: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """For each shape in `xis` (g,), the beta maximising the censored log-likelihood of `y`
-    (n,), and that log-likelihood; both of shape (g,)."""
+    (n,), and that log-likelihood; both of shape (g,). Newton starts at beta = `start` (else the
+    exponential's MLE)."""
     n = y.size
     exp_beta = (float(y.sum()) + c * at) / max(n, 1) or 1.0  # the exact MLE at xi = 0
     xi = np.maximum(xis, 1e-9)[:, None]  # (g, 1)
-    phi = np.full((xis.size, 1), math.log(exp_beta))  # log beta
+    phi = np.full((xis.size, 1), math.log(start or exp_beta))  # log beta
     ys = np.concatenate([y, [at]])[None, :]  # (1, n + 1): the censoring point last
     weight = np.concatenate([np.ones(n), [c]])[None, :]  # (1, n + 1)
     power = np.concatenate([np.ones(n), np.zeros(1)])[None, :]  # log f has (1 + 1/xi), log S 1/xi
+    coef = weight * (power + 1 / xi)  # (g, n + 1)
     for _ in range(50):
         r = xi * ys / np.exp(phi)  # (g, n + 1)
-        coef = weight * (power + 1 / xi)
-        grad = -n + (coef * r / (1 + r)).sum(axis=1, keepdims=True)
-        hess = -(coef * r / (1 + r) ** 2).sum(axis=1, keepdims=True)
+        q = r / (1 + r)  # d log(1 + r) / d(-phi); its derivative is q (1 - q)
+        grad = -n + (coef * q).sum(axis=1, keepdims=True)
+        hess = -(coef * q * (1 - q)).sum(axis=1, keepdims=True)
         step = -grad / np.minimum(hess, -1e-12)
         phi += np.clip(step, -1.0, 1.0)
-        if float(np.abs(step).max()) < 1e-10:
+        if float(np.abs(step).max()) < 1e-9:
             break
     beta = np.exp(phi[:, 0])
     loglik = -n * np.log(beta) - (coef * np.log1p(xi * ys / np.exp(phi))).sum(axis=1)
