@@ -29,7 +29,7 @@ from striate.analyses.ffn import FFNConfig
 from striate.analyses.finding import Finding
 from striate.analyses.heads import HeadsConfig, head_blocks
 from striate.analyses.hotspots import HotspotsConfig, find_hotspots
-from striate.analyses.lines import LinesConfig, find_lines, line_z
+from striate.analyses.lines import LinesConfig, analyse_lines
 from striate.analyses.nonfinite import NonfiniteConfig, find_nonfinite
 from striate.analyses.norms import NormsConfig, find_norm_outliers
 from striate.analyses.periodicity import PeriodicityConfig, find_periodic
@@ -125,9 +125,10 @@ def analyse_tensor(
     if w.ndim >= 2:
         axes = _line_axes(w.ndim, part.layout)
         with clock("lines"):
-            found += find_lines(w, config.lines, axes=axes)
-            if part.residual_axis in axes:
-                residual_z = line_z(w, part.residual_axis, axes=axes, config=config.lines)
+            lines, z = analyse_lines(w, config.lines, axes=axes)
+        found += lines
+        if part.residual_axis in z:
+            residual_z = z[part.residual_axis]
         with clock("hotspots"):
             found += find_hotspots(w, config.hotspots, axes=axes)
     elif w.ndim == 1 and part.residual_axis == 0:

@@ -64,6 +64,7 @@ __all__ = [
     "LINE_NOISE",
     "POWER",
     "LinesConfig",
+    "analyse_lines",
     "check_axes",
     "find_lines",
     "line_z",
@@ -173,7 +174,7 @@ def line_z(
     config = config or LinesConfig()
     w = np.asarray(w)
     a, b = check_axes(w.shape, axes)
-    axis = int(axis) % max(w.ndim, 1)
+    axis = int(axis) % w.ndim
     if axis not in (a, b):
         raise StriateError(f"axis {axis} is not one of the line axes {axes}")
     lines = _axis_lines(w, axis, config) if w.size else None
@@ -268,14 +269,23 @@ def find_lines(
         >>> [(f.index, f.extra["direction"]) for f in find_lines(w)]
         [((5, None), 'loud'), ((None, 7), 'quiet')]
     """
+    return analyse_lines(w, config, axes=axes)[0]
+
+
+def analyse_lines(
+    w: np.ndarray, config: LinesConfig | None = None, *, axes: tuple[int, int] = (0, 1)
+) -> tuple[list[Finding], dict[int, np.ndarray]]:
+    """`find_lines`'s findings and, by storage axis, the `line_z` of every line (one pass)."""
     config = config or LinesConfig()
     w = np.asarray(w)
     if w.ndim < 2 or w.size == 0:
-        return []
+        return [], {}
     a, b = check_axes(w.shape, axes)
     found: list[Finding] = []
+    z: dict[int, np.ndarray] = {}
     for role, axis in enumerate((a, b)):
         lines = _axis_lines(w, axis, config)
+        z[axis] = np.full(w.shape[axis], np.nan) if lines is None else lines.z
         if lines is not None:
             found += _judge(w, lines, axis, role, config)
-    return found
+    return found, z
