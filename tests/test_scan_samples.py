@@ -33,8 +33,30 @@ def _readme_counts_match(run: Run, sample: str) -> None:
         f"{int((f['kind'] == 'norm_outlier').sum()):,} norm outliers",
         f"in {len(finding_groups(f)):,} groups",
         f"{int((dims['significance'] >= 3).sum()):,} of its {hidden} residual dimensions stand out",
+        *_story(run, sample),
     ):
         assert phrase in paragraph, phrase
+
+
+def _story(run: Run, sample: str) -> list[str]:
+    """The numbers of the README's story about the sample's strongest dimension."""
+    dims = run.residual_dims.set_index("residual_dim")
+    if sample == "minilm":
+        link = run.norm_links.iloc[0]  # the norm vector whose outliers sit most on line dims
+        p = f"{link['p_value']:.0e}".replace("e-0", "e-")
+        return [
+            f"a LayerNorm outlier in {dims.loc[223, 'n_norm_outliers']} norm vectors",
+            f"{link['overlap']} of the {link['n_outlier_dims']} outlier dims of layer "
+            f"{link['layer']}'s attention-output LayerNorm {link['kind']}, p ~ {p}",
+        ]
+    group = finding_groups(run.findings).iloc[0]
+    counts = run.findings[run.findings["residual_dim"] == group["residual_dim"]]["kind"]
+    n = counts.value_counts()
+    return [
+        f"dimension {group['residual_dim']} is a quiet column",
+        f"(its group: {n['line']} lines, {n['hotspot']} hotspots and {n['norm_outlier']} norm "
+        f"outliers in {group['n_tensors']} tensors",
+    ]
 
 
 def _check_invariants(run: Run, ckpt: Checkpoint, hidden: int, out: Path) -> None:
