@@ -101,7 +101,9 @@ def test_pooled_statistic_is_stouffers_z() -> None:
     pooled, n = pool_z(zs)
     np.testing.assert_allclose(pooled, [6 / math.sqrt(3), 2 / math.sqrt(2), 2 / math.sqrt(2)])
     np.testing.assert_array_equal(n, [3, 2, 2])
-    np.testing.assert_allclose(pooled_expected(np.array([5.0]), 384), 768 * norm.sf(5.0), rtol=1e-9)
+    np.testing.assert_allclose(
+        pooled_expected(np.array([5.0]), 384), 3 * 768 * norm.sf(5.0), rtol=1e-9
+    )
 
 
 def test_a_dim_at_1_2x_in_every_matrix_is_a_line_in_none_but_stands_out_pooled() -> None:

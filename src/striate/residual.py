@@ -86,15 +86,20 @@ def pool_z(zs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return pooled, n.astype(np.int64)
 
 
-def pooled_expected(pooled_z: np.ndarray, d: int | None = None) -> np.ndarray:
-    """Expected number of dims at least as extreme as each pooled z among d (default: its size)
-    in a model without structure: 2 * d * Phi(-|z|)."""
-    z = np.asarray(pooled_z, dtype=np.float64)
-    return np.asarray(10 ** expected_count(z, z.size if d is None else d))
-
-
 #: the pooled sums: over every tensor, over the readers of the stream, over its writers
 GROUPS = ("all", "read", "write")
+
+
+def pooled_expected(pooled_z: np.ndarray, d: int | None = None) -> np.ndarray:
+    """Expected number of dims at least as extreme as each pooled z among d (default: its size)
+    in a model without structure, counting the 3 sums (`GROUPS`) as tests: 3 * 2 * d * Phi(-|z|).
+    A dim is reported when this is at most `ResidualConfig.alpha`."""
+    z = np.asarray(pooled_z, dtype=np.float64)
+    return np.asarray(10 ** _log_expected(z, z.size if d is None else d))
+
+
+def _log_expected(z: np.ndarray, d: int) -> np.ndarray:
+    return expected_count(z, len(GROUPS) * d)
 
 
 def pooled_evidence(
@@ -119,7 +124,7 @@ def pooled_evidence(
 def _strongest(pooled: dict[str, tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
     """Per dim: the significance of the strongest group (Bonferroni over the 3) and its z."""
     d = pooled["all"][0].size
-    sig = np.stack([-expected_count(pooled[g][0], 3 * d) for g in GROUPS])  # (3, d)
+    sig = np.stack([-_log_expected(pooled[g][0], d) for g in GROUPS])  # (3, d)
     z = np.stack([pooled[g][0] for g in GROUPS])
     best = np.argmax(np.nan_to_num(sig, nan=-np.inf), axis=0)
     cols = np.arange(d)
@@ -154,7 +159,7 @@ def residual_dims(
     opposite = (
         (np.sign(z_read) * np.sign(z_write) < 0)
         & (
-            np.minimum(-expected_count(z_read, 3 * d), -expected_count(z_write, 3 * d))
+            np.minimum(-_log_expected(z_read, d), -_log_expected(z_write, d))
             >= -math.log10(config.alpha)
         )
         if d
