@@ -1,6 +1,6 @@
 """Settings as frozen dataclasses; users change any field with `section.field=value`.
 
-`apply_overrides(config, ["lines.z=8", "images.enabled=false"])` returns a new config; a
+`apply_overrides(config, ["lines.alpha=1e-4", "images.enabled=false"])` returns a new config; a
 config file (TOML or JSON: `{"lines": {"z": 8}}`) does the same. The resolved config is
 written into every run's manifest.
 """
@@ -24,7 +24,7 @@ def apply_overrides(config: C, assignments: Iterable[str]) -> C:
     for text in assignments:
         key, sep, raw = text.partition("=")
         if not sep:
-            raise StriateError(f"setting {text!r} is not key=value", hint="e.g. --set lines.z=8")
+            raise StriateError(f"setting {text!r} is not key=value", hint="e.g. --set lines.alpha=1e-4")
         config = _set(config, key.strip().split("."), raw.strip(), key)
     return config
 
