@@ -24,7 +24,9 @@ def apply_overrides(config: C, assignments: Iterable[str]) -> C:
     for text in assignments:
         key, sep, raw = text.partition("=")
         if not sep:
-            raise StriateError(f"setting {text!r} is not key=value", hint="e.g. --set lines.alpha=1e-4")
+            raise StriateError(
+                f"setting {text!r} is not key=value", hint="e.g. --set lines.alpha=1e-4"
+            )
         config = _set(config, key.strip().split("."), raw.strip(), key)
     return config
 
