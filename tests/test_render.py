@@ -34,6 +34,7 @@ from striate.render.spec import (
     StripPanel,
     TextPanel,
 )
+from striate.render.style import style
 from striate.render.view import DisplayAxis, view_of
 
 PRIMES = [1, 2, 3, 5, 7, 11]
@@ -328,7 +329,7 @@ def test_spec_counts_and_circles_non_finite_values() -> None:
 
 def png_pixel(spec: FigureSpec, x: float, y: float) -> tuple[int, int]:
     """(row, column) in the PNG of display position (x, y) in the first panel."""
-    with png_stage._style():
+    with style():
         fig = png_stage.build_figure(spec)
         px, py = fig.axes[0].transData.transform((x, y))
         return int(fig.bbox.height - py), int(px)
@@ -343,7 +344,7 @@ def test_png_shows_hotspots_saturated_where_they_are(tmp_path: Path) -> None:
     assert p.image.shape == (1000, 1000) and p.size == (1000, 1000)
     draw_png(spec, tmp_path / "big.png")
     rgb = matplotlib.image.imread(tmp_path / "big.png")[..., :3]
-    with png_stage._style():
+    with style():
         fig = png_stage.build_figure(spec)
         assert rgb.shape[:2] == (round(fig.bbox.height), round(fig.bbox.width))
         box = fig.axes[0].get_window_extent()
@@ -371,7 +372,7 @@ def test_names_with_math_characters_are_drawn_verbatim(tmp_path: Path) -> None:
     spec = describe_figure(np.eye(4, dtype=np.float32), title=name)
     render_tensor(np.eye(4, dtype=np.float32), tmp_path / "m.png", title=name)
     assert (tmp_path / "m.png").stat().st_size > 0
-    with png_stage._style():
+    with style():
         fig = png_stage.build_figure(spec)
     texts = [t for t in fig.texts if t.get_text() == name]
     assert len(texts) == 1 and texts[0].get_parse_math() is False
@@ -398,7 +399,7 @@ def test_a_broken_panel_becomes_a_message_and_the_rest_renders(tmp_path: Path) -
                      "w", (600, 64))  # fmt: skip
     spec = FigureSpec("x", (), (good.panels[0], bad), ())
     draw_png(spec, tmp_path / "x.png")
-    with png_stage._style():
+    with style():
         fig = png_stage.build_figure(spec)
     words = [t.get_text() for ax in fig.axes for t in ax.texts]
     assert any(w.startswith("could not draw this panel") for w in words)

@@ -14,7 +14,8 @@ from matplotlib.figure import Figure
 from striate.analyses.banding import nmf_view
 from striate.checkpoint import open_checkpoint
 from striate.render.banding_figures import BANDED, nmf_grid, pick_neurons
-from striate.render.png import _style, save_figure
+from striate.render.png import save_figure
+from striate.render.style import style
 
 if TYPE_CHECKING:
     from striate.experiments.banding import Config
@@ -64,7 +65,7 @@ def draw_conditions(out: Path, conds: list[Condition], summary: dict[str, Any], 
         ax.set_ylabel("rows - cols share", fontsize=8)
         ax.grid(alpha=0.3, axis="y")
     fig.tight_layout(rect=(0, 0, 1, 0.97))
-    with _style():
+    with style():
         save_figure(fig, out / "banding.png")
     return "banding.png"
 
@@ -91,6 +92,6 @@ def draw_score_curves(out: Path, over_steps: pd.DataFrame) -> str:
         ax.axhline(0, color="0.3", lw=0.8)
     axes[2].legend(fontsize=7)
     fig.tight_layout()
-    with _style():
+    with style():
         save_figure(fig, out / "banding_steps.png")
     return "banding_steps.png"

@@ -12,7 +12,8 @@ from matplotlib.figure import Figure
 
 from striate.experiments.claims import weight_matrices
 from striate.experiments.harness import Tracked
-from striate.render.png import _style, save_figure
+from striate.render.png import save_figure
+from striate.render.style import style
 
 Markers = dict[str, dict[str, int | None]]  # condition -> label -> step
 
@@ -34,7 +35,7 @@ def draw_curves(tracked: Tracked, markers: Markers, path: Path, title: str) -> s
     matrix (bottom) against step, with the marked steps as dashed lines. Returns the path
     relative to the run directory's parent folder of `figures/`."""
     names = list(dict.fromkeys(tracked.metrics["condition"]))
-    with _style():
+    with style():
         fig = Figure(figsize=(4.4 * len(names), 6.4), dpi=110)
         FigureCanvasAgg(fig)
         fig.suptitle(title, x=0.01, ha="left", fontsize=10, weight="bold", parse_math=False)
@@ -85,7 +86,7 @@ def draw_sweep(
 ) -> str:
     """One panel per column in `panels`, `x` on the horizontal axis, one line per `hue`.
     `reference` draws a dotted horizontal line per panel (e.g. chance level)."""
-    with _style():
+    with style():
         # wide enough for the title on one line (about 0.08 inch per character at size 10)
         fig = Figure(figsize=(max(4.2 * len(panels), 0.08 * len(title)), 3.6), dpi=110)
         FigureCanvasAgg(fig)

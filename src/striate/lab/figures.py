@@ -20,8 +20,9 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
 from striate.render.ffn_panels import VERBATIM, guarded, new_figure, note
-from striate.render.png import _style, save_figure
+from striate.render.png import save_figure
 from striate.render.spec import CMAP
+from striate.render.style import style
 
 FEATURE_COLOR = "#1f4e9c"
 POINT_COLOR = "#c0392b"
@@ -62,7 +63,7 @@ def draw_basic_results(
     """Elhage et al.'s "basic results": per column (label, W (n, m), bias (n,), superposition
     (n,)): W W^T with the bias beside it, and below the feature norms coloured by superposition.
     """
-    with _style():
+    with style():
         fig = new_figure(max(5.5, 2.1 * len(columns) + 0.4), 4.6, title)
         grid = fig.add_gridspec(  # per column: W^T W, its bias, a gap
             2, 3 * len(columns), width_ratios=[8, 1, 1.6] * len(columns), wspace=0.1,
@@ -100,7 +101,7 @@ def stack_plot(ax: Axes, W: np.ndarray) -> None:
 
 def draw_privileged(columns: Sequence[tuple[str, np.ndarray]], title: str) -> Figure:
     """Per column (label, W (m, n)): W as a matrix (neurons x features), and its stack plot."""
-    with _style():
+    with style():
         fig = new_figure(max(5.5, 1.7 * len(columns) + 0.4), 4.4, title)
         axes = fig.subplots(
             2, len(columns), squeeze=False, gridspec_kw={"top": 0.86, "bottom": 0.16}
@@ -138,7 +139,7 @@ def draw_geometry(
     """Per panel (label, W (n, 2), H (T, 2)): the memorization-to-generalization progression."""
     cols = min(6, len(panels))
     rows = math.ceil(len(panels) / cols)
-    with _style():
+    with style():
         fig = new_figure(1.8 * cols + 0.3, 1.9 * rows + 0.7, title)
         axes = fig.subplots(
             rows, cols, squeeze=False, gridspec_kw={"top": 1 - 0.5 / (1.9 * rows + 0.7)}

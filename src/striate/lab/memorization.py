@@ -32,7 +32,7 @@ from striate.lab.instance import Instance
 from striate.lab.registry import Lab
 from striate.lab.sweep import LabResult
 from striate.lab.train import TrainConfig
-from striate.render.png import _style
+from striate.render.style import style
 
 #: a training set counts as memorized when its loss is below this share of the test loss
 MEMORIZED_RATIO = 0.2
@@ -182,7 +182,7 @@ def _curves_figure(c: MemorizationConfig, table: pd.DataFrame) -> Figure:
         ("one-hot probes", g["probe_accuracy"].to_numpy(), "C2"),
     ]
     mark = peak(x, g["test_loss"].to_numpy())["peak_dataset_size"]
-    with _style():
+    with style():
         fig = new_figure(8.4, 3.4, f"{c.model}, m={c.hidden[0]}: loss and accuracy against T")
         grid = {"top": 0.84, "bottom": 0.16, "wspace": 0.3}
         ax_loss, ax_acc = fig.subplots(1, 2, gridspec_kw=grid)
@@ -199,7 +199,7 @@ def _dimensionality_figure(
     feats = [f.loc[f["instance"] == i.index, "dimensionality"].to_numpy() for i in insts]
     points = [p.loc[p["instance"] == i.index, "dimensionality"].to_numpy() for i in insts]
     sizes = [i.dataset_size for i in insts]
-    with _style():
+    with style():
         fig = new_figure(6.0, 3.4, f"{c.model}, m={c.hidden[0]}: dimensionalities")
         ax = fig.subplots(1, 1, gridspec_kw={"top": 0.84, "bottom": 0.15})
         guarded(ax, partial(dimensionality_scatter, sizes=sizes, feats=feats, points=points))
@@ -210,7 +210,7 @@ def _dimensionality_figure(
 def _heatmap_figure(c: MemorizationConfig, table: pd.DataFrame) -> Figure:
     sizes = sorted(int(t) for t in table["dataset_size"].unique())
     hidden = sorted(int(m) for m in table["n_hidden"].unique())
-    with _style():
+    with style():
         fig = new_figure(9.0, 3.6, f"{c.model}: test loss and accuracy over T x m")
         axes = fig.subplots(1, 2, gridspec_kw={"top": 0.84, "bottom": 0.2, "wspace": 0.35})
         panels = (("test_loss", "log10 test loss"), ("test_accuracy", "test accuracy"))

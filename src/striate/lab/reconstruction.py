@@ -26,7 +26,7 @@ from striate.lab.instance import Instance
 from striate.lab.registry import Lab
 from striate.lab.sweep import LabResult
 from striate.lab.train import TrainConfig
-from striate.render.png import _style
+from striate.render.style import style
 
 
 @dataclass(frozen=True)
@@ -150,7 +150,7 @@ def _grid_figure(
     cols = list(c.n_features)
     sparsities = sorted(table["sparsity"].unique())
     hidden = sorted(table["n_hidden"].unique())
-    with _style():
+    with style():
         fig = new_figure(max(5.0, 2.6 * len(cols) + 0.4), 2.4 * len(rows) + 0.6,
                          f"{c.model}: {label}, noise {c.noise}, data {c.data}")  # fmt: skip
         axes = fig.subplots(len(rows), len(cols), squeeze=False,

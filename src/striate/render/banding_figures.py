@@ -18,7 +18,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from striate.analyses.banding import Banding, NMFView
-from striate.render.png import DRAWING, _style, save_figure
+from striate.render.png import save_figure
+from striate.render.style import DRAWING, style
 
 #: frame colour of a panel whose layer bands
 BANDED = "#d62728"
@@ -105,7 +106,7 @@ def draw_panels(
             fig.text(0.01, 0.005, note, fontsize=7, color="0.3", va="bottom", parse_math=False)
         lines = 0 if not note else note.count("\n") + 1
         fig.tight_layout(rect=(0, 0.12 * lines / fig.get_figheight(), 1, 0.97))
-        with _style():
+        with style():
             save_figure(fig, path)
 
 

@@ -34,8 +34,9 @@ from striate.render.ffn_panels import (
     offdiag_hist,
     similarity_matrix,
 )
-from striate.render.png import _style, save_figure
+from striate.render.png import save_figure
 from striate.render.scale import color_limit, format_limit
+from striate.render.style import style
 
 __all__ = ["draw_depth_curves", "draw_layer_figure", "draw_similarity"]
 
@@ -81,7 +82,7 @@ def draw_layer_figure(
         panels.append(partial(gate_hist, df=df))
     rows = math.ceil(len(panels) / COLUMNS)
     height = 0.8 + 3.5 * rows  # inches: the title, then 3.5 per row of panels
-    with _style():
+    with style():
         heading = f"{title + ' · ' if title else ''}FFN layer {layer}: {len(df)} neurons"
         fig = new_figure(16.0, height, heading)
         grid = fig.add_gridspec(rows, COLUMNS, left=0.05, right=0.97, top=1 - 0.9 / height,
@@ -100,7 +101,7 @@ def draw_depth_curves(layers: pd.DataFrame, path: Path, *, title: str = "") -> N
     has_bias = bool(np.isfinite(df["bias_mean"].to_numpy(np.float64)).any())
     panels = (["slope", "bias"] if has_bias else []) + ["alignment", "shares", "bimodality"]
     height = 1.9 * len(panels) + 0.9
-    with _style():
+    with style():
         fig = new_figure(8.5, height, f"{title + ' · ' if title else ''}FFN neurons by layer")
         axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
         fig.subplots_adjust(left=0.13, right=0.74, top=1 - 0.75 / height, bottom=0.45 / height,
@@ -128,7 +129,7 @@ def draw_similarity(sim: Similarity, title: str, path: Path) -> None:
         f"sum sigma^2 (random: {sim.top_share_null:.1%})\nsorted by spherical k-means clusters "
         "(grey lines) along the top direction; faint diagonal blocks appear for any clustering"
     )
-    with _style():
+    with style():
         fig = new_figure(12, 6.4, title)
         fig.text(0.01, 0.905, words, fontsize=7, color="0.25", va="top", **VERBATIM)
         label = "cos, " + format_limit(limit)

@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import os
 import textwrap
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
@@ -37,32 +34,8 @@ from striate.render.spec import (
     StripPanel,
     TextPanel,
 )
+from striate.render.style import style
 from striate.store import atomic_file
-
-# the look does not depend on the user's matplotlib style or rc file
-RC: dict[str, Any] = {
-    "text.usetex": False,
-    "font.family": "DejaVu Sans",
-    "font.size": 7.5,
-    "axes.titlesize": 8,
-    "axes.labelsize": 7.5,
-    "xtick.labelsize": 7,
-    "ytick.labelsize": 7,
-    "axes.linewidth": 0.6,
-    "axes.edgecolor": "black",
-    "axes.labelcolor": "black",
-    "axes.facecolor": "white",
-    "figure.facecolor": "white",
-    "savefig.facecolor": "white",
-    "text.color": "black",
-    "xtick.color": "black",
-    "ytick.color": "black",
-    "xtick.major.size": 3,
-    "ytick.major.size": 3,
-    "xtick.major.width": 0.6,
-    "ytick.major.width": 0.6,
-    "axes.formatter.useoffset": False,
-}
 
 # margins around each panel's data area, in pixels at 150 dpi: (left, right, top, bottom)
 MARGINS = {
@@ -128,13 +101,13 @@ def _draw_image(
     ax.set_xlabel(p.x.label, parse_math=False)
     ax.set_ylabel(p.y.label, parse_math=False)
     styles = {"head": dict(colors="0.15", lw=0.6, alpha=0.7), "tile": dict(colors="0.55", lw=0.3)}
-    for kind, style in styles.items():  # one collection per kind: a 512-channel grid is 1 artist
+    for kind, look in styles.items():  # one collection per kind: a 512-channel grid is 1 artist
         rows = [r.position for r in p.rules if r.kind == kind and r.side == "rows"]
         cols = [r.position for r in p.rules if r.kind == kind and r.side == "cols"]
         if rows:
-            ax.hlines(rows, *p.x.lim, **style)  # type: ignore[arg-type]
+            ax.hlines(rows, *p.x.lim, **look)  # type: ignore[arg-type]
         if cols:
-            ax.vlines(cols, p.y.lim[1], p.y.lim[0], **style)  # type: ignore[arg-type]
+            ax.vlines(cols, p.y.lim[1], p.y.lim[0], **look)  # type: ignore[arg-type]
     w_px, h_px = p.size
     for side, marker in (("rows", "<"), ("cols", "v")):
         marks = [m for m in p.edge_marks if m.side == side]
@@ -371,17 +344,6 @@ def _encode(fig: Figure, out: BinaryIO) -> None:
     PIL.Image.fromarray(rgb).save(out, format="png", compress_level=PNG_COMPRESSION)
 
 
-# matplotlib's rcParams are global: figures are drawn one at a time (scan --jobs draws from
-# several threads; the numeric work around the drawing still runs in parallel)
-DRAWING = threading.RLock()
-
-
-@contextmanager
-def _style() -> Iterator[None]:
-    with DRAWING, matplotlib.rc_context(RC):  # type: ignore[arg-type]
-        yield
-
-
 def save_figure(fig: Figure, path: str | os.PathLike[str]) -> None:
     """Write `fig` to `path` as PNG with striate's encoder, atomically; then release it."""
     try:
@@ -393,7 +355,7 @@ def save_figure(fig: Figure, path: str | os.PathLike[str]) -> None:
 
 def draw_png(spec: FigureSpec, path: str | os.PathLike[str]) -> None:
     """Write the figure of `spec` to `path` as PNG, atomically (a temp file, then a rename)."""
-    with _style():
+    with style():
         save_figure(build_figure(spec), path)
 
 

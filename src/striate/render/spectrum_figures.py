@@ -1,8 +1,8 @@
 """Figures of spectra: one matrix's eigenvalues on log-log axes, and spectral metrics by depth.
 
-Drawn with matplotlib's Agg canvas in striate's style (`render.png`: no pyplot, no global state)
-and written atomically. Every text, titles and tensor names included, is drawn verbatim, never
-parsed as math. A panel that fails to draw shows its error; the rest of the figure renders.
+Drawn with matplotlib's Agg canvas in striate's style (`render.style`: no pyplot, no global
+state) and written atomically. Every text, titles and tensor names included, is drawn verbatim,
+never parsed as math. A panel that fails to draw shows its error; the rest of the figure renders.
 
     >>> from striate.analyses.spectrum import singular_values, spectrum_metrics
     >>> w = np.random.default_rng(0).normal(size=(1536, 384))
@@ -27,8 +27,9 @@ from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormat
 
 from striate.analyses.spectrum import mp_pdf
 from striate.anatomy.records import ROLES
-from striate.render.png import _style, save_figure
+from striate.render.png import save_figure
 from striate.render.spec import DPI
+from striate.render.style import style
 
 __all__ = ["DEPTH_METRICS", "depth_series", "draw_depth_metrics", "draw_spectrum", "esd_histogram"]
 
@@ -159,7 +160,7 @@ def draw_spectrum(
         ax.set_ylabel("lambda_k", parse_math=False)
         _legend(ax)
 
-    with _style():
+    with style():
         fig = Figure(figsize=(1200 / DPI, 520 / DPI), dpi=DPI)
         FigureCanvasAgg(fig)
         fig.text(0.01, 0.985, title, fontsize=10, weight="bold", va="top", parse_math=False)
@@ -225,7 +226,7 @@ def draw_depth_metrics(
     present = list(dict.fromkeys(rows.get("series", ())))
     rank = {r: i for i, r in enumerate(ROLES)}
     roles = sorted(present, key=lambda x: (rank.get(x.split(" ")[0], len(ROLES)), x))
-    style = {r: (ROLE_COLORS[i % len(ROLE_COLORS)], ROLE_MARKERS[i % len(ROLE_MARKERS)])
+    looks = {r: (ROLE_COLORS[i % len(ROLE_COLORS)], ROLE_MARKERS[i % len(ROLE_MARKERS)])
              for i, r in enumerate(roles)}  # fmt: skip
     cols = 2 if len(shown) > 1 else 1
     n_rows = math.ceil(len(shown) / cols)
@@ -240,7 +241,7 @@ def draw_depth_metrics(
             for role in roles:
                 pick = (rows["series"] == role) & values.notna()
                 if pick.any():
-                    color, marker = style[role]
+                    color, marker = looks[role]
                     ax.plot(rows.loc[pick, "layer"], values[pick], color=color, marker=marker,
                             ms=3.5, lw=1.0, label=role)  # fmt: skip
             good = values[np.isfinite(values)]
@@ -257,7 +258,7 @@ def draw_depth_metrics(
 
         return draw
 
-    with _style():
+    with style():
         height = 70 + n_rows * panel_h
         fig = Figure(figsize=(width / DPI, height / DPI), dpi=DPI)
         FigureCanvasAgg(fig)
@@ -274,7 +275,7 @@ def draw_depth_metrics(
                    470 / width, (panel_h - 90) / height)  # fmt: skip
             _panel(fig.add_axes(box), metric_panel(metric))
         if roles:
-            handles = [Line2D([], [], color=c, marker=m, ms=3.5, lw=1.0) for c, m in style.values()]
+            handles = [Line2D([], [], color=c, marker=m, ms=3.5, lw=1.0) for c, m in looks.values()]
             legend = fig.legend(handles, roles, loc="upper right", fontsize=6.5, frameon=False,
                                 bbox_to_anchor=(1.0, 1 - 45 / height))  # fmt: skip
             for text in legend.get_texts():

@@ -9,7 +9,8 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from striate.render.png import _style, save_figure
+from striate.render.png import save_figure
+from striate.render.style import style
 
 #: tensor metrics plotted from trajectories.parquet, and dynamics from dynamics.parquet
 TRAJECTORY_METRICS = ("frobenius_norm", "spectral_norm", "stable_rank", "effective_rank", "alpha")
@@ -46,7 +47,7 @@ def draw_metric_grid(
     present = [m for m in metrics if m in table and table[m].notna().any()]
     if not present:
         return False
-    with _style():
+    with style():
         fig = Figure(figsize=(4.2 * len(present), 3.6), dpi=110)
         FigureCanvasAgg(fig)
         fig.suptitle(title, x=0.01, ha="left", fontsize=10, weight="bold", parse_math=False)

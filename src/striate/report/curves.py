@@ -25,8 +25,9 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from striate._version import __version__
-from striate.render.png import _style, save_figure
+from striate.render.png import save_figure
 from striate.render.spectrum_figures import ROLE_COLORS
+from striate.render.style import style
 from striate.scan_cache import digest
 from striate.store import atomic_file
 
@@ -154,7 +155,7 @@ def _still_drawn(path: Path, shows: str) -> bool:
 def _draw(rows: pd.DataFrame, label: str, path: Path) -> None:
     roles = list(dict.fromkeys(rows["role"]))
     color = {r: ROLE_COLORS[i % len(ROLE_COLORS)] for i, r in enumerate(roles)}
-    with _style():
+    with style():
         fig = Figure(figsize=(8.0, 3.4), dpi=110)
         FigureCanvasAgg(fig)
         ax = fig.add_axes((0.08, 0.15, 0.68, 0.72))
