@@ -65,7 +65,7 @@ def api(module: str = "striate") -> SimpleNamespace:
         return SimpleNamespace(**vars(importlib.import_module(module)))
     from striate.analyses.hotspots import HotspotsConfig, find_hotspots
     from striate.analyses.lines import LinesConfig, find_lines, line_z
-    from striate.residual import ResidualConfig, pool_z, pooled_expected
+    from striate.analyses.residual import ResidualConfig, pool_z, pooled_expected
 
     return SimpleNamespace(
         LinesConfig=LinesConfig, find_lines=find_lines, line_z=line_z,

@@ -29,8 +29,7 @@ import test_executor as scenario  # its tiny checkpoints, models and lab
 from striate.config import apply_overrides
 from striate.executor import Executor, make_executor
 from striate.lab import run_lab
-from striate.scan import ScanConfig
-from striate.scan_many import scan_many
+from striate.scan import ScanConfig, scan_many
 from striate.track import track
 
 NO_IMAGES = apply_overrides(ScanConfig(), ["images.enabled=false"])

@@ -75,7 +75,7 @@ def minilm_stages(work: Path) -> tuple[list[dict[str, Any]], dict[str, float]]:
 
 def stage_table(columns: dict[str, dict[str, float]]) -> str:
     """Seconds and share of the total per stage, one column per scan."""
-    from striate.scan import STAGES
+    from striate.scan.config import STAGES
 
     names = list(columns)
     lines = ["| stage | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]

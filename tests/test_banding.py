@@ -21,9 +21,9 @@ from striate.analyses.banding import (
     nmf_view,
     rgb_from_factors,
 )
-from striate.banding_scan import run_banding
 from striate.cli import app
 from striate.scan import scan
+from striate.scan.banding import run_banding
 
 RNG = np.random.default_rng(0)
 

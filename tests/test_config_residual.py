@@ -12,8 +12,8 @@ import pytest
 
 from striate import StriateError
 from striate.analyses.nonfinite import NonfiniteConfig, find_nonfinite
+from striate.analyses.residual import residual_dims
 from striate.config import apply_overrides, load_config_file
-from striate.residual import residual_dims
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,9 @@ import torch
 from PIL import Image
 
 import striate
-from striate.finding_groups import finding_groups
+from striate.analyses.findings import finding_groups
 from striate.run import Run
-from striate.scan import image_name
+from striate.scan.images import image_name
 
 XSS = "<img src=x onerror=alert(1)>"
 

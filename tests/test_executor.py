@@ -16,9 +16,9 @@ from typer.testing import CliRunner
 from striate import cli
 from striate.errors import StriateError
 from striate.executor import Executor, make_executor
-from striate.lab import LABS, run_lab
-from striate.lab.instance import pack
-from striate.lab.run import resolve
+from striate.experiments import LABS, resolve_config, run_lab
+from striate.experiments.reconstruction import sweep
+from striate.experiments.toy.instance import pack
 from striate.run import Run
 from striate.track import track
 
@@ -95,10 +95,8 @@ def test_track_on_ray_gives_the_local_tables(tmp_path: Path, ray_executor: Execu
 
 def test_lab_on_ray_gives_the_local_tables(tmp_path: Path, ray_executor: Executor) -> None:
     name, overrides = LAB
-    lab, config = resolve(LABS, name, "quick", overrides)
-    assert len(pack(lab.sweep(config), config.train.pad_elements)) >= 2, (
-        "one task would prove little"
-    )
+    config = resolve_config(LABS[name], "quick", overrides)
+    assert len(pack(sweep(config), config.train.pad_elements)) >= 2, "one task would prove little"
     local = run_lab(name, tmp_path / "local", preset="quick", overrides=overrides)
     remote = run_lab(name, tmp_path / "ray", preset="quick", overrides=overrides,
                      executor=ray_executor)  # fmt: skip

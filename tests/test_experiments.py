@@ -120,6 +120,8 @@ def test_unknown_names_are_one_line_errors(tmp_path: Path) -> None:
         run_experiment("grokking", tmp_path, preset="huge")
     with pytest.raises(StriateError, match="unknown setting 'lr2'"):
         run_experiment("grokking", tmp_path, overrides=["lr2=1"])
+    with pytest.raises(StriateError, match="superposition is a lab: striate lab superposition"):
+        run_experiment("superposition", tmp_path)
     assert set(EXPERIMENTS) == {"grokking", "weight-decay", "memorization", "lmc", "lottery",
                                 "banding"}  # fmt: skip
 
@@ -139,8 +141,8 @@ def test_cli_runs_an_experiment_and_the_same_seed_gives_the_same_numbers(tmp_pat
     ta, tb = (pd.read_parquet(tmp_path / x / "trajectories.parquet") for x in ("a", "b"))
     pd.testing.assert_frame_equal(ta.drop(columns="checkpoint"), tb.drop(columns="checkpoint"))
     manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
-    assert manifest["config"]["seed"] == 3 and manifest["config"]["p"] == 11
-    assert sorted(manifest["config"]["weight_decays"]) == [0.0, 1.0]
+    assert manifest["settings"]["seed"] == 3 and manifest["settings"]["p"] == 11
+    assert sorted(manifest["settings"]["weight_decays"]) == [0.0, 1.0]
     # six checkpoints (steps 0..30 log-spaced) per condition, each a plain safetensors file
     ckpts = sorted((tmp_path / "a" / "checkpoints" / "wd_1").glob("*.safetensors"))
     assert [int(p.stem.split("_")[1]) for p in ckpts] == log_schedule(30, 5)
@@ -190,6 +192,13 @@ def test_grokking_quick(grok: Path) -> None:
     )
     for f in ("curves.png",):
         assert (grok / "figures" / f).stat().st_size > 10_000
+    manifest = json.loads((grok / "manifest.json").read_text())
+    assert set(manifest) == {"striate_version", "kind", "source", "settings", "started",
+                             "finished", "seconds", "figures", "tensors", "name", "about",
+                             "preset", "torch_version", "conditions"}  # fmt: skip
+    assert manifest["kind"] == "experiment" and manifest["name"] == "grokking"
+    assert manifest["about"] == EXPERIMENTS["grokking"].about and manifest["about"]
+    assert manifest["figures"] == ["figures/curves.png"]
     assert "grokked_with_weight_decay" in (grok / "index.html").read_text()
 
 

@@ -21,7 +21,8 @@ from test_resume import llama
 
 import striate
 from striate.analyses import spectrum
-from striate.analyses.spectrum import SpectrumConfig, resolve_device, singular_values
+from striate.analyses.spectrum import SpectrumConfig, singular_values
+from striate.devices import resolve_device
 from striate.errors import StriateError
 from striate.scan import ImagesConfig, ScanConfig
 

@@ -13,12 +13,12 @@ import pytest
 import torch
 
 from striate.errors import StriateError
-from striate.lab import LABS, run_lab
-from striate.lab import metrics as M
-from striate.lab.data import antipodal_set, importance, sparse_features, unit_rows
-from striate.lab.instance import Instance, pack
-from striate.lab.models import build, init_
-from striate.lab.train import AdamW, TrainConfig, lr_factor, train_group
+from striate.experiments import LABS, run_lab
+from striate.experiments.data import antipodal_set, importance, sparse_features, unit_rows
+from striate.experiments.toy import metrics as M
+from striate.experiments.toy.instance import Instance, pack
+from striate.experiments.toy.models import build, init_
+from striate.experiments.toy.train import AdamW, TrainConfig, lr_factor, train_group
 
 torch.set_num_threads(1)
 
@@ -223,11 +223,19 @@ def _read(run: Path) -> tuple[dict[str, object], dict[str, object]]:
     return summary, manifest
 
 
+#: the fields every manifest has (`striate.store.Manifest`)
+COMMON = {"striate_version", "kind", "source", "settings", "started", "finished", "seconds",
+          "figures", "tensors"}  # fmt: skip
+
+
 def _check_run_directory(run: Path, name: str, keys: set[str]) -> dict[str, object]:
     summary, manifest = _read(run)
     assert keys <= set(summary)
     assert manifest["kind"] == "lab" and manifest["name"] == name
-    assert {"preset", "config", "seed", "wall_time_s", "striate_version"} <= set(manifest)
+    assert set(manifest) == COMMON | {"name", "about", "preset", "overrides", "seed",
+                                      "instances", "executor"}  # fmt: skip
+    assert manifest["source"] == f"lab {name}" and manifest["seconds"] > 0
+    assert manifest["about"] == LABS[name].about and manifest["about"]
     assert manifest["figures"], "a lab draws at least one figure"
     for rel in manifest["figures"]:  # type: ignore[attr-defined]
         assert (run / rel).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -290,7 +298,7 @@ def test_every_lab_writes_its_run_directory(name: str, keys: set[str], tmp_path:
                   seed=3)  # fmt: skip
     _check_run_directory(run, name, keys)
     _, manifest = _read(run)
-    assert manifest["seed"] == 3 and manifest["config"]["train"]["steps"] == 40  # type: ignore[index]
+    assert manifest["seed"] == 3 and manifest["settings"]["train"]["steps"] == 40  # type: ignore[index]
     log = pd.read_parquet(run / "lab.parquet")
     assert sorted(set(log["step"])) == [0, 20, 40]
 
@@ -304,6 +312,14 @@ def test_unknown_names_list_the_known_ones(tmp_path: Path) -> None:
         run_lab("superposition", tmp_path, overrides=["sparsity=0.5"])
     with pytest.raises(StriateError, match="one of"):
         run_lab("reconstruction", tmp_path, overrides=["model=transformer"])
+    with pytest.raises(StriateError, match="grokking is an experiment: striate experiment"):
+        run_lab("grokking", tmp_path)
     names = ["superposition", "privileged", "double-descent", "mlp-double-descent",
              "unembedding", "reconstruction"]  # fmt: skip
     assert sorted(LABS) == sorted(names)
+
+
+def test_striate_lab_is_the_public_name_of_the_lab() -> None:
+    import striate.lab
+
+    assert striate.lab.run_lab is run_lab and striate.lab.LABS is LABS

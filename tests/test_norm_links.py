@@ -9,9 +9,9 @@ from math import comb
 import pandas as pd
 import pytest
 
+from striate.analyses.norm_links import COLUMNS, norm_links
 from striate.anatomy import describe
 from striate.errors import StriateError
-from striate.norm_links import COLUMNS, norm_links
 from striate.report.norm_links_html import norm_links_section
 
 Shape = tuple[int, ...]

@@ -31,9 +31,9 @@ from striate.config import apply_overrides
 from striate.errors import StriateError
 from striate.run import Run
 from striate.scan import ImagesConfig, ScanConfig, scan
-from striate.scan_cache import CACHE_DIR
+from striate.scan.cache import CACHE_DIR
 
-scan_module = importlib.import_module("striate.scan")  # `striate.scan` is also the function
+scan_module = importlib.import_module("striate.scan.pipeline")  # what the scan calls
 NO_IMAGES = ScanConfig(images=ImagesConfig(enabled=False))
 TABLES = ("tensors", "findings", "residual_dims", "ffn", "ffn_layers", "spectra")
 RUN_SPECIFIC = {
@@ -188,8 +188,8 @@ def test_unchanged_second_scan_analyses_nothing_and_redraws_only_changed_images(
 def test_unchanged_second_scan_recomputes_no_ffn_layer_and_draws_no_curve(
     tmp_path: Path, analysed: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from striate import ffn_scan
     from striate.report import curves
+    from striate.scan import ffn as ffn_scan
 
     model = llama(tmp_path / "model", layers=3)
     first = scan(model, tmp_path / "run")

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from striate.analyses.findings import finding_groups
 from striate.checkpoint import Checkpoint
-from striate.finding_groups import finding_groups
 from striate.run import Run
 from striate.scan import scan
 

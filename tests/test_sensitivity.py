@@ -17,8 +17,8 @@ from scipy.stats import genpareto, norm
 
 from striate.analyses.hotspots import find_hotspots, fit_gpd
 from striate.analyses.lines import LINE_NOISE, POWER, find_lines, line_z
+from striate.analyses.residual import pool_z, pooled_evidence, pooled_expected, residual_dims
 from striate.analyses.robust import line_mean_abs
-from striate.residual import pool_z, pooled_evidence, pooled_expected, residual_dims
 
 D, HIDDEN = 96, 384  # the smallest target matrix
 

@@ -11,8 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from striate.display import findings_summary
 from striate.errors import StriateError
-from striate.finding_groups import finding_groups
 
 if TYPE_CHECKING:
     from striate.run import Run
@@ -152,8 +152,7 @@ def scan(
     """Find lines, hotspots, norm outliers, sinusoids and head blocks; write the run directory."""
     from striate.config import apply_overrides, load_config_file
     from striate.executor import make_executor
-    from striate.scan import ScanConfig, ScanInterrupted
-    from striate.scan_many import scan_many
+    from striate.scan import ScanConfig, ScanInterrupted, scan_many
 
     config = ScanConfig()
     if config_file is not None:
@@ -229,40 +228,17 @@ def _print_scan_summary(run: Run) -> None:
         f"{len(run.findings)} findings, {len(run.failed)} failed tensors",
         highlight=False,
     )
-    groups = finding_groups(run.findings)
-    if len(groups):
-        title = (f"strongest of {len(groups)} finding groups (by residual dim, else by tensor; "
-                 "signif. = -log10 expected in noise)")  # fmt: skip
-        table = Table(title=title)
-        for column in ("group", "findings", "tensors", "layers", "signif.", "strongest"):
+    for summary in findings_summary(run):
+        table = Table(title=summary.title)
+        for column in summary.head:
             table.add_column(column, overflow="fold")
-        for _, g in groups.head(10).iterrows():
-            table.add_row(g["group"], g["kinds"], str(g["n_tensors"]), g["layers"],
-                          _number(g["significance"]), g["strongest"])  # fmt: skip
-        console.print(table)
-    if len(run.residual_dims):
-        title = "residual dimensions, evidence pooled over every tensor (Stouffer z)"
-        table = Table(title=title)
-        for column in ("dim", "direction", "signif.", "z all", "z reads", "z writes", "tensors",
-                       "lines", "norm outliers", "hotspots"):  # fmt: skip
-            table.add_column(column)
-        for _, d in run.residual_dims.head(10).iterrows():
-            table.add_row(str(d["residual_dim"]), str(d["direction"] or ""),
-                          *(_number(d[c]) for c in ("significance", "pooled_z", "pooled_z_read",
-                                                    "pooled_z_write")),
-                          str(d["n_tensors_pooled"]), str(d["n_lines"]),
-                          str(d["n_norm_outliers"]), str(d["n_hotspots"]))  # fmt: skip
+        for row in summary.rows:
+            table.add_row(*row)
         console.print(table)
     for name, error in run.failed.items():
         console.print(f"[red]failed[/red] {name}: {error}", highlight=False)
     if run.path is not None:
         console.print(f"report: {run.path / 'index.html'}", highlight=False)
-
-
-def _number(x: float) -> str:
-    import pandas as pd
-
-    return "" if pd.isna(x) else f"{float(x):.3g}"
 
 
 @app.command()
@@ -278,7 +254,7 @@ def ffn(
 ) -> None:
     """FFN neuron geometry only: norms, bias, input-output alignment, column similarity."""
     from striate.analyses.ffn import FFNConfig
-    from striate.ffn_scan import run_ffn
+    from striate.scan.ffn import run_ffn
 
     chosen = () if not layers else tuple(int(x) for x in layers.split(",") if x.strip())
     out_dir = out or Path("runs") / f"{_run_name(model)}-ffn"
@@ -315,8 +291,8 @@ def banding(
     import pandas as pd
 
     from striate.analyses.banding import BandingConfig
-    from striate.banding_scan import run_banding
     from striate.config import apply_overrides
+    from striate.scan.banding import run_banding
 
     config = apply_overrides(BandingConfig(), settings or [])
     out_dir = out or Path("runs") / f"{_run_name(model)}-banding"
@@ -426,7 +402,7 @@ def lab(
 ) -> None:
     """Train a sweep of toy models (superposition, memorization, double descent) at once."""
     from striate.executor import make_executor
-    from striate.lab import run_lab
+    from striate.experiments import run_lab
 
     with make_executor(executor, address=ray_address) as tasks:
         path = run_lab(name, out, preset=preset, overrides=settings or [], seed=seed,

@@ -34,16 +34,18 @@ import numpy as np
 import pandas as pd
 
 from striate.analyses.finding import Finding
+from striate.analyses.findings import FINDING_COLUMNS, finding_groups
 from striate.analyses.stats import summary_stats
+from striate.anatomy import anatomy_of
+from striate.anatomy.heads import head_counts
 from striate.checkpoint import Checkpoint, open_checkpoint
 from striate.errors import StriateError
-from striate.finding_groups import finding_groups
-from striate.run import FINDING_COLUMNS
+from striate.render import render_part, render_tensor
 
 if TYPE_CHECKING:
     from striate.run import Run
 
-__all__ = ["Shown", "run_html", "show"]
+__all__ = ["Shown", "SummaryTable", "findings_summary", "run_html", "show"]
 
 TOP_ROWS = 10  # findings and residual dimensions in a run's HTML
 
@@ -153,8 +155,6 @@ def show(
     marks = _findings_of(findings, title)
 
     def draw(path: Path) -> None:
-        from striate.render import render_tensor
-
         render_tensor(a, path, title=title, findings=marks, max_pixels=max_pixels)
 
     return _shown(name, a, dtype, draw)
@@ -163,17 +163,16 @@ def show(
 def _show_tensor(
     ckpt: Checkpoint, name: str, findings: Sequence[Finding] | pd.DataFrame, max_pixels: int
 ) -> Shown:
-    """A checkpoint tensor, through the scan's own drawing call (`striate.scan._draw`)."""
-    from striate.anatomy import anatomy_of
-    from striate.scan import ImagesConfig, ScanConfig, _draw, head_counts
-
+    """A checkpoint tensor, drawn as the scan draws it (`striate.render.render_part`)."""
     w = ckpt.read(name)
     part = anatomy_of(ckpt)[name]
     heads = head_counts(ckpt)
-    config = ScanConfig(images=ImagesConfig(max_pixels=max_pixels))
     marks = _findings_of(findings, name)
     return _shown(
-        name, w, ckpt.info(name).dtype, lambda path: _draw(w, path, part, marks, heads, config)
+        name,
+        w,
+        ckpt.info(name).dtype,
+        lambda path: render_part(w, path, part, marks, heads, max_pixels=max_pixels),
     )
 
 
@@ -238,6 +237,52 @@ def _findings_of(findings: Sequence[Finding] | pd.DataFrame, tensor: str) -> lis
     return out
 
 
+@dataclass(frozen=True)
+class SummaryTable:
+    """One table of a run's summary as text cells, for the terminal, a notebook or the report."""
+
+    name: str  # "groups" or "dims"
+    title: str
+    head: list[str]
+    rows: list[list[str]]
+    total: int  # rows of the whole table; `rows` are its first
+
+
+def findings_summary(run: Run, top: int = TOP_ROWS) -> list[SummaryTable]:
+    """What a scan found, strongest first: the finding groups (`finding_groups`) and the
+    residual dimensions, `top` rows each; tables with no rows are left out. The terminal
+    summary, the notebook view and the report all show these."""
+    tables = []
+    groups = finding_groups(run.findings)
+    if len(groups):
+        rows = [
+            [str(g["group"]), str(g["kinds"]), str(g["n_tensors"]), str(g["layers"]),
+             _cell(g["significance"]), str(g["strongest"])]
+            for g in groups.head(top).to_dict("records")
+        ]  # fmt: skip
+        title = (
+            f"strongest of {len(groups)} finding groups ({len(run.findings)} findings; by "
+            "residual dim, else by tensor; significance = -log10 expected in noise)"
+        )
+        head = ["group", "findings", "tensors", "layers", "significance", "strongest"]
+        tables.append(SummaryTable("groups", title, head, rows, len(groups)))
+    dims = run.residual_dims
+    if len(dims):
+        rows = [
+            [str(d["residual_dim"]), str(d.get("direction") or ""),
+             *(_cell(d.get(c)) for c in ("significance", "pooled_z", "pooled_z_read",
+                                         "pooled_z_write")),
+             str(d.get("n_tensors_pooled", "")), str(d["n_lines"]), str(d["n_norm_outliers"]),
+             str(d["n_hotspots"])]
+            for d in dims.head(top).to_dict("records")
+        ]  # fmt: skip
+        title = "residual dimensions, evidence pooled over every tensor (Stouffer z)"
+        head = ["dim", "direction", "significance", "pooled z", "z reads", "z writes",
+                "tensors", "lines", "norm outliers", "hotspots"]  # fmt: skip
+        tables.append(SummaryTable("dims", title, head, rows, len(dims)))
+    return tables
+
+
 def run_html(run: Run) -> str:
     """A compact HTML summary of a scan run: source, counts, strongest findings and dimensions."""
     m = run.manifest
@@ -262,35 +307,12 @@ def run_html(run: Run) -> str:
         f"<b>{html.escape(title)}</b>",
         _table(None, [[k, v] for k, v in facts]),
     ]
-    groups = finding_groups(run.findings)
-    top = groups.head(TOP_ROWS)
-    if not top.empty:
-        parts.append(
-            f"<b>strongest finding groups</b> ({len(top)} of {len(groups)}, from "
-            f"{len(run.findings)} findings; by residual dim, else by tensor)"
-        )
-        rows = [
-            [str(r["group"]), str(r["kinds"]), str(r["n_tensors"]), str(r["layers"]),
-             _cell(r["significance"]), str(r["strongest"])]
-            for r in top.to_dict("records")
-        ]  # fmt: skip
-        head = ["group", "findings", "tensors", "layers", "significance", "strongest"]
-        parts.append(_table(head, rows))
-    else:
+    tables = findings_summary(run)
+    for t in tables:
+        parts.append(f"<b>{html.escape(t.title)}</b> ({len(t.rows)} of {t.total})")
+        parts.append(_table(t.head, t.rows))
+    if not tables or tables[0].name != "groups":
         parts.append("<i>no findings</i>")
-    dims = run.residual_dims.head(TOP_ROWS)
-    if not dims.empty:
-        parts.append(f"<b>residual dimensions</b> ({len(dims)} of {len(run.residual_dims)})")
-        rows = [
-            [str(r["residual_dim"]), str(r.get("direction") or ""), _cell(r.get("significance")),
-             _cell(r.get("pooled_z")), _cell(r.get("pooled_z_read")),
-             _cell(r.get("pooled_z_write")), str(r["n_lines"]), str(r["n_norm_outliers"]),
-             str(r["n_hotspots"]), _index(r["layers"])]
-            for r in dims.to_dict("records")
-        ]  # fmt: skip
-        head = ["dim", "direction", "significance", "pooled z", "z reads", "z writes", "lines",
-                "norm outliers", "hotspots", "layers"]  # fmt: skip
-        parts.append(_table(head, rows))
     parts.append("</div>")
     return "\n".join(parts)
 
@@ -311,9 +333,3 @@ def _cell(v: Any) -> str:
     if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
         return ""
     return f"{v:.3g}" if isinstance(v, float) else str(v)
-
-
-def _index(values: Any) -> str:
-    if values is None:
-        return ""
-    return "(" + ", ".join("·" if v is None or pd.isna(v) else str(int(v)) for v in values) + ")"

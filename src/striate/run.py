@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from striate import store
-from striate.residual import ResidualConfig, residual_dims
+from striate.analyses.findings import findings_table
+from striate.analyses.residual import ResidualConfig, residual_dims
 
 if TYPE_CHECKING:
     import numpy as np
@@ -17,9 +18,6 @@ if TYPE_CHECKING:
     from striate.analyses.finding import Finding
     from striate.anatomy import TensorAnatomy
     from striate.display import Shown
-
-FINDING_COLUMNS = ["kind", "tensor", "index", "significance", "score", "value",
-                   "residual_dim", "detail", "layer", "role"]  # fmt: skip
 
 
 @dataclass
@@ -80,39 +78,6 @@ class Run:
         from striate.display import run_html
 
         return run_html(self)
-
-
-def findings_table(findings: list[tuple[str, TensorAnatomy, Finding]]) -> pd.DataFrame:
-    """Findings as a table: fixed columns first, each analysis's `extra` fields after."""
-    records = []
-    for tensor, part, f in findings:
-        record: dict[str, Any] = {
-            "kind": f.kind,
-            "tensor": tensor,
-            "index": [None if i is None else int(i) for i in f.index],
-            "significance": float(f.significance),
-            "score": float(f.score),
-            "value": float(f.value),
-            "residual_dim": f.residual_dim(part.residual_axis),
-            "detail": f.detail,
-            "layer": part.layer,
-            "role": part.role,
-        }
-        for key, value in f.extra.items():
-            record.setdefault(key, value)
-        records.append(record)
-    table = pd.DataFrame.from_records(records)
-    if table.empty:
-        table = pd.DataFrame(columns=FINDING_COLUMNS)
-    for column in ("residual_dim", "layer"):
-        table[column] = table[column].astype("Int64")
-    ranked: pd.DataFrame = table.sort_values(
-        ["significance", "score", "tensor"],
-        ascending=[False, False, True],
-        na_position="last",
-        ignore_index=True,
-    )
-    return ranked
 
 
 def assemble(

@@ -1,30 +1,41 @@
-"""Reading and writing run directories. Every file is written atomically (temp file, rename).
+"""Reading and writing run directories: the one writer every command goes through.
 
-A scan holds the directory's lock (`run_lock`) while it writes, so two scans never mix their files.
+Every file is written atomically (temp file, rename). Every run directory, whichever command
+wrote it, has a `manifest.json` written from a `Manifest` (kind, striate version, source,
+settings, per-tensor statuses, timings, figures, and what only that kind records), which
+`striate report` reads back for every kind. A scan holds the directory's lock (`run_lock`) while
+it writes, so two scans never mix their files.
 """
 
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import re
 import socket
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
 import pandas as pd
 
+from striate._version import __version__
 from striate.errors import StriateError
 
 #: the tables of a scan run directory (shared/DESIGN.md, "Output contract")
 TABLES = ("tensors", "findings", "residual_dims")
 #: tables written only when their analysis found something to say
 OPTIONAL_TABLES = ("ffn", "ffn_layers", "spectra", "norm_links")
+#: the kinds of run directory, by the command that writes them
+KINDS = ("scan", "ffn", "banding", "track", "experiment", "lab")
 LOCK_FILE = ".striate.lock"
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 _TEMP = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")  # what atomic_file's mkstemp names look like
@@ -129,6 +140,17 @@ def _alive(holder: dict[str, Any], host: str) -> bool:
     return True
 
 
+def digest(*parts: object, data: bytes | memoryview | None = None) -> str:
+    """BLAKE2b (128 bits) of the reprs of `parts`, then `data`."""
+    h = hashlib.blake2b(digest_size=16)
+    for part in parts:
+        h.update(repr(part).encode())
+        h.update(b"\0")
+    if data is not None:
+        h.update(data)
+    return h.hexdigest()
+
+
 def write_json(path: Path, data: Any) -> None:
     with atomic_file(path, "w") as fh:
         json.dump(data, fh, indent=1, default=str)
@@ -151,6 +173,58 @@ def _int_list(values: Any) -> list[int | None] | None:
     if values is None:
         return None
     return [None if pd.isna(v) else int(v) for v in values]
+
+
+def now() -> str:
+    """The time now, as manifests record it (UTC, ISO 8601, seconds)."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass
+class Manifest:
+    """What `manifest.json` says of a run, whichever command wrote it.
+
+    The fields every kind has come first in the file; `extra` holds what only one kind records
+    (a scan's model facts and cache counts, a track's checkpoints, an experiment's conditions).
+    """
+
+    kind: str  # one of KINDS
+    source: str | None = None  # the model (or series, or setting) the run is of
+    settings: dict[str, Any] = field(default_factory=dict)  # resolved, as plain data
+    tensors: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> {status, error}
+    figures: Any = None  # paths relative to the run directory (a list, or lists by group)
+    started: str = field(default_factory=now)
+    finished: str | None = None
+    seconds: float | None = None  # wall time of the whole run
+    extra: dict[str, Any] = field(default_factory=dict)
+    striate_version: str = __version__
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown run kind {self.kind!r} (one of {', '.join(KINDS)})")
+
+    def finish(self, started: float) -> None:
+        """Record the end of the run; `started` is its `time.time()` at the start."""
+        self.finished = now()
+        self.seconds = round(time.time() - started, 3)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The manifest as `manifest.json` holds it: the common fields, then `extra`'s."""
+        common = {"striate_version": self.striate_version, "kind": self.kind,
+                  "source": self.source, "settings": self.settings, "started": self.started,
+                  "finished": self.finished, "seconds": self.seconds, "figures": self.figures,
+                  "tensors": self.tensors}  # fmt: skip
+        clash = set(common) & set(self.extra)
+        if clash:
+            raise ValueError(f"extra repeats common manifest fields: {sorted(clash)}")
+        return common | self.extra
+
+
+def write_manifest(run_dir: Path, manifest: Manifest) -> dict[str, Any]:
+    """Write `run_dir/manifest.json` (atomically); returns what was written, as a dict."""
+    data = manifest.as_dict()
+    write_json(run_dir / "manifest.json", data)
+    return data
 
 
 def read_manifest(run_dir: Path) -> dict[str, Any]:

@@ -15,6 +15,7 @@ import glob
 import hashlib
 import itertools
 import re
+import time
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -24,7 +25,6 @@ import numpy as np
 import pandas as pd
 
 from striate import store
-from striate._version import __version__
 from striate.analyses.dynamics import (
     DynamicsConfig,
     TopFactors,
@@ -38,7 +38,10 @@ from striate.checkpoint import Checkpoint, open_checkpoint
 from striate.config import as_dict
 from striate.errors import StriateError
 from striate.executor import Executor
+from striate.render.track_figures import draw_track_figures
+from striate.report.track_html import write_track_report
 from striate.scan import ImagesConfig, ScanConfig, scan
+from striate.store import Manifest
 
 _STEP = re.compile(r"(\d+)(?!.*\d)")  # the last number in a name
 _WEIGHT_SUFFIXES = {".safetensors", ".pt", ".pth", ".bin", ".ckpt", ".gguf", ".onnx", ".npz",
@@ -179,6 +182,7 @@ def track(
     (`striate.executor`) hashes and scans each checkpoint as one task, e.g. on a Ray cluster;
     the default runs them here, in turn. The dynamics that follow read the series here.
     """
+    started = time.time()
     out_dir = Path(out)
     refs = expand_checkpoints(targets, steps)
     series_config = _series_config(config or ScanConfig())
@@ -203,24 +207,23 @@ def track(
     store.write_table(out_dir / "dynamics.parquet", dynamics_table)
     store.write_table(out_dir / "alignment.parquet", alignment_table)
     curves = _read_metrics(Path(metrics)) if metrics is not None else None
-    from striate.render.track_figures import draw_track_figures
-
     figures = draw_track_figures(out_dir, trajectories, dynamics_table, alignment_table, curves)
-    manifest: dict[str, Any] = {
-        "striate_version": __version__,
-        "kind": "track",
-        "checkpoints": [
-            {"step": r.step, "path": str(r.path), "cache": k}
-            for r, k in zip(refs, keys, strict=True)
-        ],
-        "settings": {**as_dict(series_config), "dynamics": as_dict(dyn)},
-        "metrics_file": None if metrics is None else str(metrics),
-        "figures": figures,
-    }
-    store.write_json(out_dir / "manifest.json", manifest)
-    from striate.report.track_html import write_track_report
-
-    write_track_report(out_dir, manifest, trajectories)
+    manifest = Manifest(
+        "track",
+        source=str(refs[0].path.parent) if refs else None,
+        settings={**as_dict(series_config), "dynamics": as_dict(dyn)},
+        figures=figures,
+        extra={
+            "checkpoints": [
+                {"step": r.step, "path": str(r.path), "cache": k}
+                for r, k in zip(refs, keys, strict=True)
+            ],
+            "metrics_file": None if metrics is None else str(metrics),
+        },
+    )
+    manifest.finish(started)
+    written = store.write_manifest(out_dir, manifest)
+    write_track_report(out_dir, written, trajectories)
     return TrackRun(out_dir, refs, trajectories, dynamics_table, alignment_table)
 
 

@@ -169,7 +169,7 @@ def line_z(
 
     Positive for louder lines, negative for quieter; ~N(0, 1) for weights without structure;
     NaN for dead lines and for every line of an axis too short to judge. This is each tensor's
-    evidence that `striate.residual` pools per residual dimension across a model.
+    evidence that `striate.analyses.residual` pools per residual dimension across a model.
     """
     config = config or LinesConfig()
     w = np.asarray(w)

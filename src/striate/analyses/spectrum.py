@@ -60,7 +60,7 @@ Device (`spectrum.device`, `striate scan --device`): "cpu" runs the above in num
 "cuda" (or "cuda:1", "mps", any torch device) runs the same float64 Gram, `eigvalsh` and
 SVD fallback in torch on that device; "auto" (default) picks "cuda" when torch sees a GPU and
 "cpu" otherwise. Both compute in float64, so they agree to ~1e-12 relative on s_1 and to the
-error bounds above on the rest (tests/test_spectrum_device.py; the CUDA test runs when a GPU is
+error bounds above on the rest (tests/test_jobs_and_device.py; the CUDA test runs when a GPU is
 present). Batching same-shaped matrices into one `eigvalsh` call was measured on the CPU and
 gained nothing (LAPACK works through a batch one matrix at a time; benchmarks in
 docs/benchmarks.md), so each matrix is its own call.
@@ -69,14 +69,13 @@ docs/benchmarks.md), so each matrix is its own call.
 from __future__ import annotations
 
 import math
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from striate.analyses.powerlaw import fit_power_law
+from striate.devices import resolve_device
 from striate.errors import StriateError
 
 __all__ = [
@@ -87,7 +86,6 @@ __all__ = [
     "mp_median",
     "mp_pdf",
     "rank_tolerance",
-    "resolve_device",
     "singular_values",
     "skip_reason",
     "spectrum_metrics",
@@ -150,39 +148,6 @@ class SpectrumConfig:
         return None if device == "cpu" else device
 
 
-def resolve_device(device: str) -> str:
-    """`"auto"` becomes `"cuda"` when torch sees a GPU, else `"cpu"`; a named torch device is
-    checked to exist. One-line StriateError otherwise."""
-    if device == "cpu" or (device == "auto" and _certainly_no_gpu()):
-        return "cpu"
-    try:
-        import torch
-    except ImportError:
-        if device == "auto":
-            return "cpu"
-        raise StriateError(
-            f"spectrum.device {device!r} needs torch, which is not installed"
-        ) from None
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        kind = torch.device(device).type
-    except RuntimeError as exc:
-        raise StriateError(
-            f"unknown device {device!r}: {exc}", hint='use "auto", "cpu", "cuda" or "cuda:N"'
-        ) from None
-    available: dict[str, Callable[[], bool]] = {
-        "cuda": torch.cuda.is_available,
-        "mps": torch.backends.mps.is_available,
-    }
-    if kind in available and not available[kind]():
-        raise StriateError(
-            f"device {device!r} asked for, but torch sees no {kind.upper()} device",
-            hint="use --device cpu or auto",
-        )
-    return device
-
-
 def as_matrix(w: np.ndarray, layout: str | None) -> np.ndarray | None:
     """The 2-D matrix [out, in...] whose spectrum describes tensor `w`; None for vectors/scalars.
 
@@ -215,15 +180,6 @@ def skip_reason(shape: tuple[int, int], config: SpectrumConfig) -> str | None:
     if m > config.max_side:
         return f"smaller side {m} > spectrum.max_side {config.max_side} (raise it to analyse)"
     return None
-
-
-def _certainly_no_gpu() -> bool:
-    """Linux without /dev/nvidia*: "auto" is "cpu" without importing torch (~2 s) to ask it."""
-    return (
-        "torch" not in sys.modules
-        and sys.platform.startswith("linux")
-        and not any(Path("/dev").glob("nvidia[0-9]*"))
-    )
 
 
 def _row_blocks(m: np.ndarray, scale: float) -> Iterator[np.ndarray]:

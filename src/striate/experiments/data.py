@@ -1,4 +1,14 @@
-"""Real image data sets that ship with installed packages (shared/ASSETS.md), as tensors.
+"""The data the settings train on: synthetic sparse features for the lab's toy models, and
+real image sets for the experiments.
+
+Synthetic. A feature is zero with probability S (its sparsity) and otherwise uniform in [0, 1];
+its importance scales its term of the loss (Elhage et al. 2022). Henighan et al. (2023) scale
+each input to unit norm and train on a fixed set of T points. Hobbhahn (2023) adds noise,
+one-hot and antipodal sets, and a fixed random projection E in front of an MLP. A `Task` turns
+a toy-model instance into tensors: (inputs, targets, row weights). A row of weight 0 does not
+count in the loss: the all-zero inputs of a cross-entropy task, and padding.
+
+Real image sets that ship with installed packages (shared/ASSETS.md):
 
     digits          scikit-learn's 1,797 8x8 handwritten digits (bundled with scikit-learn);
                     a seeded split of 1,297 train / 500 test.
@@ -15,11 +25,137 @@ import gzip
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from striate.errors import StriateError
+
+if TYPE_CHECKING:
+    from striate.experiments.toy.instance import Instance
+
+# --- synthetic sparse features (the toy models) --------------------------------------------------
+
+
+def importance(kind: str, n: int) -> Tensor:
+    """Per-feature loss weights, shape (n,): "uniform", "decay" or a ratio r giving r ** i.
+
+    >>> importance("0.5", 4)
+    tensor([1.0000, 0.5000, 0.2500, 0.1250])
+    """
+    if kind == "uniform":
+        return torch.ones(n)
+    if kind == "decay":
+        return 100.0 ** -torch.linspace(0, 1, n)  # Hobbhahn (2023), footnote 3
+    try:
+        r = float(kind)
+    except ValueError:
+        raise StriateError(
+            f"unknown importance {kind!r}", hint='use "uniform", "decay" or a ratio like 0.7'
+        ) from None
+    return r ** torch.arange(n, dtype=torch.float32)
+
+
+def sparse_features(rows: int, n: int, sparsity: float, gen: torch.Generator) -> Tensor:
+    """x of shape (rows, n): each entry 0 with probability `sparsity`, else uniform [0, 1].
+
+    One uniform u per entry decides both: the entry is active when u < p = 1 - S, and then
+    u / p is uniform on [0, 1). Half the random draws of a mask plus a value.
+    """
+    p = 1.0 - sparsity
+    u = torch.rand(rows, n, generator=gen)
+    return torch.where(u < p, u / max(p, 1e-30), 0.0)
+
+
+def unit_rows(x: Tensor) -> Tensor:
+    """Rows scaled to unit length; all-zero rows stay zero."""
+    norm = x.norm(dim=-1, keepdim=True)
+    return torch.where(norm > 0, x / norm.clamp_min(1e-30), x)
+
+
+def one_hot_set(n: int) -> Tensor:
+    return torch.eye(n)  # (n, n)
+
+
+def antipodal_set(n: int) -> Tensor:
+    """Rows e_0, -e_0, e_1, -e_1, ...: shape (2n, n)."""
+    eye = torch.eye(n)
+    return torch.stack([eye, -eye], dim=1).reshape(2 * n, n)
+
+
+@dataclass
+class Batch:
+    """Inputs (rows, n_in), targets (rows, n_out) and row weights (rows,) of one instance."""
+
+    x: Tensor
+    y: Tensor
+    w: Tensor
+
+
+class Task:
+    """How one instance's inputs and targets are made; fixed draws happen at construction.
+
+    Draws from the data stream come in a fixed order (E, E', the training set, then fresh
+    batches), so an instance's data never depends on what else trains beside it.
+    """
+
+    def __init__(
+        self, inst: Instance, data: torch.Generator, test: torch.Generator, test_size: int
+    ) -> None:
+        self.inst = inst
+        n, d = inst.n_features, inst.n_embed
+        self.embed = torch.randn(d, n, generator=data) if d else None  # E (d, n)
+        reproject = bool(d) and inst.target == "reprojected"
+        self.reproject = torch.randn(d, n, generator=data) if reproject else None  # E' (d, n)
+        weights = importance(inst.importance, n)
+        self.importance = weights if inst.n_out == n else torch.ones(inst.n_out)  # (n_out,)
+        self.train_set = self.sample(inst.rows, data) if inst.rows else None
+        self.test_set = self.sample(test_size, test)
+
+    def sample(self, rows: int, gen: torch.Generator) -> Batch:
+        """`rows` fresh points (sparse data), or the whole fixed set (one-hot, antipodal)."""
+        inst = self.inst
+        if inst.data == "one-hot":
+            x = one_hot_set(inst.n_features)
+        elif inst.data == "antipodal":
+            x = antipodal_set(inst.n_features)
+        else:
+            x = sparse_features(rows, inst.n_features, inst.sparsity, gen)
+            x = unit_rows(x) if inst.unit_norm else x
+        return self.batch(x, gen)
+
+    def probes(self) -> Batch:
+        """The n one-hot features as noise-free inputs with their targets (probe accuracy)."""
+        return self.batch(one_hot_set(self.inst.n_features), None)
+
+    def batch(self, x: Tensor, gen: torch.Generator | None) -> Batch:
+        """(inputs, targets, weights) for clean features x (rows, n); noise needs `gen`."""
+        inst = self.inst
+        if inst.noise and gen is not None:
+            x_in = x + inst.noise * torch.randn(x.shape, generator=gen)
+        else:
+            x_in = x
+        inputs = x_in @ self.embed.T if self.embed is not None else x_in  # (rows, n_in)
+        if self.reproject is not None:
+            y = x @ self.reproject.T
+        elif self.embed is not None and inst.target == "embedded":
+            y = x @ self.embed.T
+        else:
+            y = x
+        w = torch.ones(x.shape[0])
+        if inst.model == "unembed":  # a class distribution: the argmax of x, or x / sum(x)
+            total = x.sum(-1)
+            w = (total > 0).float()  # an all-zero input has no class
+            if inst.labels == "hard":
+                y = torch.nn.functional.one_hot(x.argmax(-1), x.shape[-1]).float()
+            else:
+                y = x / total.clamp_min(1e-30)[:, None]
+        return Batch(inputs, y, w)
+
+
+# --- real image sets (the experiments) -----------------------------------------------------------
 
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 DATASETS = ("digits", "fashion-mnist")

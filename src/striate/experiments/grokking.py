@@ -21,9 +21,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from striate.experiments import claims
+from striate.experiments.claims import (
+    alignment_at_end,
+    crossing_step,
+    rank_drop,
+    settling,
+    weight_matrices,
+)
 from striate.experiments.figures import draw_curves
 from striate.experiments.harness import Condition, Experiment, Tracked, log_schedule
+from striate.experiments.setting import Setting
 
 
 @dataclass(frozen=True)
@@ -43,17 +50,11 @@ class Config:
     seed: int = 0  # one seed for the split, the init and nothing else random
 
 
-PRESETS: dict[str, dict[str, Any]] = {
-    "full": {},  # ~15 minutes on 2 CPU cores
-    "quick": {
-        "p": 59,
-        "train_fraction": 0.5,
-        "d_embed": 64,
-        "d_hidden": 64,
-        "lr": 3e-3,
-        "steps": 3000,
-        "checkpoints": 24,
-    },
+PRESETS: dict[str, Config] = {
+    "full": Config(),  # ~15 minutes on 2 CPU cores
+    "quick": Config(
+        p=59, train_fraction=0.5, d_embed=64, d_hidden=64, lr=3e-3, steps=3000, checkpoints=24
+    ),
 }
 
 
@@ -122,10 +123,10 @@ def condition_summary(tracked: Tracked, name: str, cfg: Config) -> dict[str, Any
     m = tracked.metrics[tracked.metrics["condition"] == name]
     t = tracked.trajectories[tracked.trajectories["condition"] == name]
     train99, test99 = (
-        claims.crossing_step(m, "train_acc", 0.99),
-        claims.crossing_step(m, "test_acc", 0.99),
+        crossing_step(m, "train_acc", 0.99),
+        crossing_step(m, "test_acc", 0.99),
     )
-    ranks = {n: claims.rank_drop(t[t["name"] == n]) for n in claims.weight_matrices(t)}
+    ranks = {n: rank_drop(t[t["name"] == n]) for n in weight_matrices(t)}
     for r in ranks.values():
         step = r["drop_step"]
         r["drop_step_over_test99"] = None if step is None or not test99 else step / test99
@@ -176,8 +177,8 @@ def run(cfg: Config, ex: Experiment) -> Path:
             ),
         },
         # (4) top singular subspaces settle early and line up between layers
-        "settling": claims.settling(dyn, cfg.steps),
-        "alignment": claims.alignment_at_end(
+        "settling": settling(dyn, cfg.steps),
+        "alignment": alignment_at_end(
             tracked.alignment[tracked.alignment["condition"] == grok], traj, cfg.top_k
         ),
     }
@@ -191,3 +192,13 @@ def run(cfg: Config, ex: Experiment) -> Path:
         )
     ]
     return ex.finish(summary, figures)
+
+
+GROKKING = Setting(
+    name="grokking",
+    about="Grokking on modular addition: the jump in test accuracy comes with low-rank "
+    "weights; without weight decay no jump",
+    presets=PRESETS,
+    engine=Experiment,
+    run=run,
+)

@@ -1,5 +1,5 @@
-"""What every experiment shares: a run directory, conditions that save checkpoints on a
-log-spaced schedule, and the hand-off to `striate track`.
+"""`Experiment`: the engine of the experiments. A run directory, conditions that save
+checkpoints on a log-spaced schedule, and the hand-off to `striate track`.
 
 An experiment trains one model per condition (`wd=1`, `shuffled labels`, ...). Each condition
 writes plain safetensors checkpoints into `checkpoints/<condition>/step_0001000.safetensors` and
@@ -17,7 +17,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -25,8 +25,9 @@ import torch
 from safetensors.torch import save_file
 
 from striate import store
-from striate._version import __version__
-from striate.config import as_dict
+from striate.experiments.setting import Kind, Request, json_ready, manifest
+from striate.report.experiment_html import write_experiment_report
+from striate.track import track
 
 
 def log_schedule(steps: int, n: int) -> list[int]:
@@ -96,13 +97,15 @@ class Tracked:
 class Experiment:
     """The run directory of one experiment and its conditions."""
 
-    def __init__(
-        self, name: str, out: Path, config: Any, preset: str, *, progress: bool = False
-    ) -> None:
-        self.name, self.out, self.config, self.preset = name, Path(out), config, preset
-        self.progress = progress
+    kind: ClassVar[Kind] = "experiment"
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+        self.name, self.out, self.preset = request.setting.name, request.out, request.preset
+        self.progress = request.progress
         self.conditions: list[Condition] = []
         self.started = time.perf_counter()
+        self.started_at = time.time()  # the manifest's wall time counts from here
         self.out.mkdir(parents=True, exist_ok=True)
 
     def say(self, message: str) -> None:
@@ -121,8 +124,6 @@ class Experiment:
 
     def track(self) -> Tracked:
         """Run `striate track` on each condition's checkpoints; write the joined tables."""
-        from striate.track import track
-
         parts: dict[str, list[pd.DataFrame]] = {k: [] for k in ("m", "t", "d", "a")}
         for cond in self.conditions:
             self.say(f"tracking {cond.name} ({len(cond.schedule)} checkpoints)")
@@ -146,52 +147,20 @@ class Experiment:
 
     def finish(self, summary: dict[str, Any], figures: list[str]) -> Path:
         """Write summary.json, manifest.json and index.html; return the run directory."""
-        wall = time.perf_counter() - self.started
-        summary = {
-            "experiment": self.name,
-            "preset": self.preset,
-            "wall_time_s": round(wall, 1),
-            **summary,
-        }
-        store.write_json(self.out / "summary.json", _plain(summary))
-        manifest = {
-            "striate_version": __version__,
-            "torch_version": torch.__version__,
-            "kind": "experiment",
-            "name": self.name,
-            "preset": self.preset,
-            "config": as_dict(self.config),
-            "conditions": [
-                {
-                    "name": c.name,
-                    "params": c.params,
-                    "checkpoints": str(c.folder.relative_to(self.out)),
-                }
-                for c in self.conditions
-            ],
-            "wall_time_s": round(wall, 1),
-            "figures": figures,
-        }
-        store.write_json(self.out / "manifest.json", manifest)
-        from striate.report.experiment_html import write_experiment_report
-
-        write_experiment_report(self.out, manifest, summary)
+        wall = round(time.perf_counter() - self.started, 1)
+        summary = {"experiment": self.name, "preset": self.preset, "wall_time_s": wall,
+                   **summary}  # fmt: skip
+        summary = json_ready(summary)
+        store.write_json(self.out / "summary.json", summary)
+        conditions = [{"name": c.name, "params": c.params,
+                       "checkpoints": str(c.folder.relative_to(self.out))}
+                      for c in self.conditions]  # fmt: skip
+        record = manifest(self.request, self.started_at, figures,
+                          torch_version=torch.__version__, conditions=conditions)  # fmt: skip
+        write_experiment_report(self.out, store.write_manifest(self.out, record), summary)
         return self.out
 
 
 def _scalars(params: dict[str, Any]) -> dict[str, Any]:
     """The condition parameters that fit in a table column."""
     return {k: v for k, v in params.items() if isinstance(v, (int, float, str, bool))}
-
-
-def _plain(value: Any) -> Any:
-    """JSON-ready: numpy scalars to Python, NaN to None."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value

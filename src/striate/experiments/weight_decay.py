@@ -19,6 +19,7 @@ from striate.experiments import grokking
 from striate.experiments.claims import spearman
 from striate.experiments.figures import draw_curves, draw_sweep
 from striate.experiments.harness import Experiment
+from striate.experiments.setting import Setting
 
 
 @dataclass(frozen=True)
@@ -27,14 +28,19 @@ class Config(grokking.Config):
     steps: int = 8000  # full-batch optimizer steps per run
 
 
-PRESETS: dict[str, dict[str, Any]] = {
-    "full": {},  # ~20 minutes on 2 CPU cores
-    "quick": {
-        **grokking.PRESETS["quick"],
-        "weight_decays": (0.0, 0.3, 1.0, 3.0),
-        "steps": 2000,
-        "checkpoints": 16,
-    },
+_QUICK = grokking.PRESETS["quick"]  # the task and model of grokking's quick preset
+PRESETS: dict[str, Config] = {
+    "full": Config(),  # ~20 minutes on 2 CPU cores
+    "quick": Config(
+        p=_QUICK.p,
+        train_fraction=_QUICK.train_fraction,
+        d_embed=_QUICK.d_embed,
+        d_hidden=_QUICK.d_hidden,
+        lr=_QUICK.lr,
+        weight_decays=(0.0, 0.3, 1.0, 3.0),
+        steps=2000,
+        checkpoints=16,
+    ),
 }
 
 
@@ -109,3 +115,12 @@ def run(cfg: Config, ex: Experiment) -> Path:
         ),
     ]
     return ex.finish(summary, figures)
+
+
+WEIGHT_DECAY = Setting(
+    name="weight-decay",
+    about="Weight decay drives weight matrices to low rank: the grokking model at several decays",
+    presets=PRESETS,
+    engine=Experiment,
+    run=run,
+)

@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from striate.analyses.finding import Finding
+from striate.anatomy import TensorAnatomy
+from striate.anatomy.heads import HeadCounts, head_partition
 from striate.render.describe import describe_figure
 from striate.render.downsample import Downsampled, Envelope, block_extreme, envelope
 from striate.render.png import draw_png
@@ -58,6 +60,33 @@ def render_tensor(
     draw_png(spec, path)
 
 
+def render_part(
+    w: np.ndarray,
+    path: Path,
+    part: TensorAnatomy,
+    findings: Sequence[Finding] = (),
+    heads: HeadCounts | None = None,
+    *,
+    max_pixels: int = 1024,
+) -> None:
+    """Draw a tensor as a scan draws it: its anatomy names the axes and the residual stream,
+    `heads` (when the model says) draws head boundaries, and the channels of its periodic
+    findings get a panel of lines."""
+    periodic = [f.index[-1] for f in findings if f.kind == "periodic" and f.index[-1] is not None]
+    render_tensor(
+        w,
+        path,
+        title=part.name,
+        role=part.role,
+        layout=part.layout,
+        residual_axis=part.residual_axis,
+        findings=findings,
+        head_blocks=None if heads is None else head_partition(w.shape, part, heads),
+        periodic_channels=[int(c) for c in periodic[:4]],
+        max_pixels=max_pixels,
+    )
+
+
 __all__ = [
     "ColorLimit",
     "Downsampled",
@@ -68,5 +97,6 @@ __all__ = [
     "describe_figure",
     "draw_png",
     "envelope",
+    "render_part",
     "render_tensor",
 ]

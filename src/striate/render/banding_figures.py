@@ -112,3 +112,14 @@ def draw_panels(
 
 def _shorten(name: str, width: int) -> str:
     return name if len(name) <= width else "…" + name[-(width - 1) :]
+
+
+def draw_layer(path: Path, name: str, view: NMFView, b: Banding) -> None:
+    """One conv layer's NMF picture with all its neurons (scan images, `striate banding`)."""
+    out, kh, kw, _ = view.rgb.shape
+    n_in = view.factors.shape[1] // 2
+    note = (
+        f"{out} neurons x {n_in} inputs x {kh}x{kw}; NMF of [W+, W-] over inputs to 3 factors "
+        f"(R, G, B), relative error {view.relative_error:.0%}; sorted by similarity"
+    )
+    draw_panels(path, [Panel(name, view, b, describe(b))], title=name, neurons=None, note=note)

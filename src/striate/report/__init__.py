@@ -1,7 +1,7 @@
 """The self-contained HTML reports of run directories: one `index.html` that opens from disk.
 
 `write_report(run)` writes a scan's report; `rebuild_report(dir)` writes any run directory's
-report again (scan, track, experiment or lab) from what the directory holds.
+report again (every kind of `striate.store.KINDS`) from what the directory holds.
 """
 
 from striate.report.rebuild import rebuild_report

@@ -28,8 +28,7 @@ from striate._version import __version__
 from striate.render.png import save_figure
 from striate.render.spectrum_figures import ROLE_COLORS
 from striate.render.style import style
-from striate.scan_cache import digest
-from striate.store import atomic_file
+from striate.store import atomic_file, digest
 
 #: tensors.parquet columns drawn against layer, with their axis labels
 CURVE_METRICS: dict[str, str] = {

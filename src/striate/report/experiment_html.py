@@ -29,7 +29,7 @@ def _conditions(manifest: dict[str, Any]) -> str:
 def render_experiment_report(manifest: dict[str, Any], summary: dict[str, Any]) -> str:
     title = f"striate experiment {manifest['name']} ({manifest['preset']})"
     body = (
-        f"<h1>{e(title)}</h1><p>{e(manifest['wall_time_s'])} s.</p>"
+        f"<h1>{e(title)}</h1><p>{e(manifest.get('seconds', manifest.get('wall_time_s')))} s.</p>"
         + section("conditions", "Conditions", lambda: _conditions(manifest))
         + section("claims", "Claims", lambda: _claims(summary))
         + section("figures", "Figures", lambda: figures(manifest["figures"]))

@@ -21,7 +21,8 @@ def _figures(paths: list[str]) -> str:
 def render_lab_report(manifest: dict[str, Any], summary: dict[str, Any], about: str = "") -> str:
     """The page of a lab run; `about`: the lab's one-line description."""
     title = f"striate lab {manifest['name']} ({manifest['preset']})"
-    wall = manifest.get("wall_time_s")
+    wall = manifest.get("seconds", manifest.get("wall_time_s"))  # older runs: wall_time_s
+    config = manifest.get("settings", manifest.get("config"))  # older runs: config
     info = facts([("instances", manifest.get("instances")), ("seed", manifest.get("seed")),
                   ("seconds", f"{wall:.1f}" if isinstance(wall, (int, float)) else wall),
                   ("striate", manifest.get("striate_version"))])  # fmt: skip
@@ -29,7 +30,7 @@ def render_lab_report(manifest: dict[str, Any], summary: dict[str, Any], about: 
         f"<h1>{e(title)}</h1><p>{e(about)}</p>{info}"
         + section("figures", "Figures", lambda: _figures(manifest["figures"]))
         + section("summary", "summary.json", lambda: pre_json(summary))
-        + section("config", "config", lambda: pre_json(manifest["config"]))
+        + section("config", "config", lambda: pre_json(config))
     )
     toc = [("figures", "Figures"), ("summary", "summary.json"), ("config", "config")]
     return page(title, body, toc=toc)

@@ -25,7 +25,7 @@ _EXPLAIN = (
 def norm_links_section(links: pd.DataFrame) -> str:
     """HTML fragment: what is tested, how many norms pass a Bonferroni threshold, the table.
 
-    `links` is `striate.norm_links.norm_links`'s table; an empty one gives a one-line note
+    `links` is `striate.analyses.norm_links.norm_links`'s table; an empty one gives a one-line note
     (with its `attrs["reason"]` when it has one).
     """
     if links.empty:

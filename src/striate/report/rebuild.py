@@ -9,15 +9,19 @@ from typing import Any
 import pandas as pd
 
 from striate.errors import StriateError
-from striate.store import read_manifest
-
-KINDS = ("scan", "track", "experiment", "lab")
+from striate.report.experiment_html import write_experiment_report
+from striate.report.lab_html import write_lab_report
+from striate.report.pass_html import write_pass_report
+from striate.report.scan_html import write_report
+from striate.report.track_html import write_track_report
+from striate.run import Run
+from striate.store import KINDS, read_manifest
 
 
 def run_kind(run_dir: Path) -> tuple[str, dict[str, Any]]:
     """The kind of run in `run_dir` (one of KINDS) and its manifest; a StriateError naming the
     directory when it is not a striate run directory."""
-    hint = "give a directory written by striate scan, track, experiment or lab"
+    hint = f"give a directory written by striate {', '.join(KINDS)}"
     if not (run_dir / "manifest.json").is_file():
         raise StriateError("not a striate run directory: no manifest.json", path=run_dir, hint=hint)
     try:
@@ -35,7 +39,7 @@ def run_kind(run_dir: Path) -> tuple[str, dict[str, Any]]:
 
 
 def rebuild_report(run_dir: str | Path) -> Path:
-    """Write `run_dir/index.html` again (atomically) for a scan, track, experiment or lab run,
+    """Write `run_dir/index.html` again (atomically) for a run of any kind (`store.KINDS`),
     from its manifest and tables; return the page's path.
 
     Raises StriateError (one line, naming the directory) when `run_dir` is not a run directory.
@@ -43,31 +47,24 @@ def rebuild_report(run_dir: str | Path) -> Path:
     folder = Path(run_dir)
     kind, manifest = run_kind(folder)
     if kind == "scan":
-        from striate.report.scan_html import write_report
-        from striate.run import Run
-
         try:
             run = Run.load(folder)
         except (OSError, ValueError) as exc:
             message = f"cannot read the scan tables: {type(exc).__name__}: {exc}"
             raise StriateError(message.replace("\n", " "), path=folder) from None
         write_report(run)
+    elif kind in ("ffn", "banding"):
+        write_pass_report(folder, manifest)
     elif kind == "track":
-        from striate.report.track_html import write_track_report
-
         names = folder / "trajectories.parquet"
         trajectories = (
             pd.read_parquet(names, columns=["name"]) if names.is_file() else pd.DataFrame()
         )
         write_track_report(folder, manifest, trajectories)
     elif kind == "experiment":
-        from striate.report.experiment_html import write_experiment_report
-
         write_experiment_report(folder, manifest, _summary(folder))
     else:
-        from striate.report.lab_html import write_lab_report
-
-        write_lab_report(folder, manifest, _summary(folder), _lab_about(manifest.get("name")))
+        write_lab_report(folder, manifest, _summary(folder), str(manifest.get("about") or ""))
     return folder / "index.html"
 
 
@@ -77,11 +74,3 @@ def _summary(folder: Path) -> dict[str, Any]:
         return {}
     data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return data
-
-
-def _lab_about(name: Any) -> str:
-    """The lab's one-line description, when this striate still knows the lab."""
-    from striate.lab import LABS
-
-    lab = LABS.get(str(name))
-    return lab.about if lab is not None else ""

@@ -127,7 +127,7 @@ FFN_COLUMNS = ("layer", "n_neurons", "gated", "alignment_mean", "share_positive"
 
 
 def ffn_section(run: Run) -> str:
-    paths = list(run.manifest.get("figures", {}).get("ffn", []))
+    paths = list((run.manifest.get("figures") or {}).get("ffn", []))
     if run.ffn_layers.empty and not paths:
         return '<p class="note">No FFN geometry in this run (no FFN found, or images off).</p>'
     parts = ["<p>Per-layer summaries (ffn_layers.parquet; one row per neuron in ffn.parquet).</p>"]
@@ -162,7 +162,7 @@ def spectra_section(run: Run, ids: dict[str, str]) -> str:
         if len(reasons):
             items = "".join(f"<li>{e(r)}: {int(n)}</li>" for r, n in reasons.items())
             parts.append(f"<p>Tensors without a spectrum:</p><ul>{items}</ul>")
-    parts.append(figures(run.manifest.get("figures", {}).get("spectra", [])))
+    parts.append(figures((run.manifest.get("figures") or {}).get("spectra", [])))
     if "spectrum_image" in t:
         per_tensor = t[t["spectrum_image"].map(lambda p: local(p) is not None)]
         entries = "".join(

@@ -14,16 +14,24 @@ from typing import Any
 
 import pandas as pd
 
-from striate.finding_groups import finding_groups
+from striate.analyses.findings import FINDING_COLUMNS
+from striate.analyses.norm_links import norm_links
+from striate.display import findings_summary
 from striate.report import scan_figures
 from striate.report.norm_links_html import norm_links_section
 from striate.report.page import e, facts, json_block, page, section, table
 from striate.run import Run
 from striate.store import atomic_file
 
-#: columns of the findings table, in order (the JSON rows carry these and `anchor`)
-FINDING_COLUMNS = ["kind", "tensor", "layer", "role", "index", "significance", "score", "value",
-                   "residual_dim", "detail"]  # fmt: skip
+#: the findings table's columns as the report shows them (where first); the JSON rows carry
+#: these and `anchor`
+REPORT_COLUMNS = [
+    "kind",
+    "tensor",
+    "layer",
+    "role",
+    *(c for c in FINDING_COLUMNS if c not in ("kind", "tensor", "layer", "role")),
+]
 
 
 def anchors(tensors: pd.DataFrame) -> dict[str, str]:
@@ -59,10 +67,10 @@ def _json_value(value: Any) -> Any:
 
 
 def findings_rows(findings: pd.DataFrame, ids: dict[str, str]) -> list[dict[str, Any]]:
-    """The findings as JSON-ready rows: FINDING_COLUMNS (index as text) and `anchor`."""
+    """The findings as JSON-ready rows: REPORT_COLUMNS (index as text) and `anchor`."""
     rows = []
     for record in findings.to_dict("records"):
-        row = {c: _json_value(record.get(c)) for c in FINDING_COLUMNS if c != "index"}
+        row = {c: _json_value(record.get(c)) for c in REPORT_COLUMNS if c != "index"}
         row["index"] = index_text(record.get("index"))
         for key in ("kind", "tensor", "role", "detail"):
             row[key] = "" if row[key] is None else str(row[key])
@@ -96,7 +104,7 @@ def glance(run: Run, ids: dict[str, str]) -> str:
 
 def findings_section(run: Run, ids: dict[str, str]) -> str:
     rows = findings_rows(run.findings, ids)
-    head = "".join(f'<th data-key="{c}">{e(c.replace("_", " "))}</th>' for c in FINDING_COLUMNS)
+    head = "".join(f'<th data-key="{c}">{e(c.replace("_", " "))}</th>' for c in REPORT_COLUMNS)
     filters = (
         '<div id="findings-filters">'
         '<label>kind<select id="filter-kind"><option value="">all</option></select></label>'
@@ -107,25 +115,22 @@ def findings_section(run: Run, ids: dict[str, str]) -> str:
         '<span id="findings-count" class="note"></span></div>'
     )
     static = run.findings.assign(index=run.findings["index"].map(index_text))
-    fallback = table(static, FINDING_COLUMNS, limit=100) if len(static) else ""
-    groups = finding_groups(run.findings)
-    grouped = (
-        f"<p>{len(rows)} findings in {len(groups)} groups: every finding that pins a residual "
-        "dimension joins that dimension's group, every other its tensor's; a group is as "
-        "significant as its strongest finding (significance = -log10 of the expected number of "
-        "such findings in a tensor without structure).</p>"
-        + table(
-            groups.head(30),
-            ["group", "n_findings", "kinds", "n_tensors", "layers", "significance", "strongest"],
+    fallback = table(static, REPORT_COLUMNS, limit=100) if len(static) else ""
+    summaries = [t for t in findings_summary(run, top=30) if t.name == "groups"]
+    grouped = ""
+    for t in summaries:
+        grouped = (
+            f"<p>{len(rows)} findings in {t.total} groups: every finding that pins a residual "
+            "dimension joins that dimension's group, every other its tensor's; a group is as "
+            "significant as its strongest finding (significance = -log10 of the expected number "
+            "of such findings in a tensor without structure).</p>"
+            + table(pd.DataFrame(t.rows, columns=t.head), t.head)
+            + (f'<p class="note">{t.total - 30} more groups.</p>' if t.total > 30 else "")
         )
-        + (f'<p class="note">{len(groups) - 30} more groups.</p>' if len(groups) > 30 else "")
-        if len(groups)
-        else ""
-    )
     return (
         grouped + f"<p>All {len(rows)} findings, most significant first; click a header to sort, a "
         "tensor to see it.</p>"
-        + json_block("findings-data", {"columns": FINDING_COLUMNS, "rows": rows})
+        + json_block("findings-data", {"columns": REPORT_COLUMNS, "rows": rows})
         + filters
         + '<div id="findings-scroll"><table id="findings-table">'
         + f"<thead><tr>{head}</tr></thead><tbody></tbody></table></div>"
@@ -144,8 +149,6 @@ def _links(run: Run) -> pd.DataFrame:
     """The run's norm_links table, or computed from its findings and tensors (older runs)."""
     if not run.norm_links.empty or "name" not in run.tensors:
         return run.norm_links
-    from striate.norm_links import norm_links
-
     family = str(run.manifest.get("family", "generic"))
     return norm_links(run.findings, run.tensors, family, run.manifest.get("hidden_size"))
 

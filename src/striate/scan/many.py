@@ -8,7 +8,8 @@ from pathlib import Path
 
 from striate.executor import Executor
 from striate.run import Run
-from striate.scan import ScanConfig, scan
+from striate.scan.config import ScanConfig
+from striate.scan.pipeline import scan
 
 
 def _scan_one(
@@ -29,7 +30,7 @@ def scan_many(
     jobs: int = 1,
 ) -> list[Run]:
     """Scan `models[i]` into `outs[i]`, each as one task of `executor`; the runs, in order.
-    `jobs`: analysis threads within each scan (`striate.scan.scan`).
+    `jobs`: analysis threads within each scan (`striate.scan.pipeline.scan`).
 
     The default executor scans here, one model after another, each with its own bar of
     tensors; elsewhere (`striate.executor.RayExecutor`) a bar counts the models done.

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from striate.lab.figures import (
+from striate.experiments.figures import (
     curves,
     dimensionality_scatter,
     draw_geometry,
@@ -28,10 +28,11 @@ from striate.lab.figures import (
     save,
     size_heatmap,
 )
-from striate.lab.instance import Instance
-from striate.lab.registry import Lab
-from striate.lab.sweep import LabResult
-from striate.lab.train import TrainConfig
+from striate.experiments.setting import Setting
+from striate.experiments.toy.instance import Instance
+from striate.experiments.toy.lab import Lab
+from striate.experiments.toy.sweep import LabResult
+from striate.experiments.toy.train import TrainConfig
 from striate.render.style import style
 
 #: a training set counts as memorized when its loss is below this share of the test loss
@@ -52,7 +53,7 @@ _PAPER_TRAIN = TrainConfig(steps=10_000, log_every=1000, test_size=2000)
 
 
 @dataclass(frozen=True)
-class MemorizationConfig:
+class DoubleDescentConfig:
     """A sweep over the size T of a fixed training set (and over the hidden size m)."""
 
     model: str = "relu-output"  # "relu-output", "mlp" or "unembed"
@@ -68,7 +69,7 @@ class MemorizationConfig:
     train: TrainConfig = field(default_factory=lambda: _PAPER_TRAIN)
 
 
-def sweep(c: MemorizationConfig) -> list[Instance]:
+def sweep(c: DoubleDescentConfig) -> list[Instance]:
     grid = [(m, T, r) for m in c.hidden for T in c.dataset_sizes for r in range(c.replicates)]
     return [
         Instance(
@@ -112,7 +113,7 @@ def peak(sizes: np.ndarray, test_loss: np.ndarray) -> dict[str, Any]:
     }
 
 
-def summarize(c: MemorizationConfig, result: LabResult) -> dict[str, Any]:
+def summarize(c: DoubleDescentConfig, result: LabResult) -> dict[str, Any]:
     table = size_curves(result)
     by_hidden = []
     for m in c.hidden:
@@ -146,7 +147,7 @@ def _pick(result: LabResult, m: int, sizes: list[int]) -> list[Instance]:
     return [found[t] for t in sizes if t in found]
 
 
-def draw(c: MemorizationConfig, result: LabResult, out_dir: Path) -> list[str]:
+def draw(c: DoubleDescentConfig, result: LabResult, out_dir: Path) -> list[str]:
     table = size_curves(result)
     sizes = sorted({i.dataset_size for i in result.instances})
     m0 = c.hidden[0]
@@ -167,7 +168,12 @@ def draw(c: MemorizationConfig, result: LabResult, out_dir: Path) -> list[str]:
     return written
 
 
-def _curves_figure(c: MemorizationConfig, table: pd.DataFrame) -> Figure:
+def run(c: DoubleDescentConfig, lab: Lab) -> Path:
+    result = lab.train(sweep(c))
+    return lab.finish(summarize(c, result), draw(c, result, lab.out))
+
+
+def _curves_figure(c: DoubleDescentConfig, table: pd.DataFrame) -> Figure:
     """Loss and accuracy against T for the first hidden size (the heatmaps show the rest)."""
     loss = "cross-entropy" if c.model == "unembed" else "importance-weighted MSE"
     g = table[table["n_hidden"] == c.hidden[0]].sort_values("dataset_size")
@@ -193,7 +199,7 @@ def _curves_figure(c: MemorizationConfig, table: pd.DataFrame) -> Figure:
 
 
 def _dimensionality_figure(
-    c: MemorizationConfig, result: LabResult, insts: list[Instance]
+    c: DoubleDescentConfig, result: LabResult, insts: list[Instance]
 ) -> Figure:
     f, p = result.features, result.points
     feats = [f.loc[f["instance"] == i.index, "dimensionality"].to_numpy() for i in insts]
@@ -207,7 +213,7 @@ def _dimensionality_figure(
     return fig
 
 
-def _heatmap_figure(c: MemorizationConfig, table: pd.DataFrame) -> Figure:
+def _heatmap_figure(c: DoubleDescentConfig, table: pd.DataFrame) -> Figure:
     sizes = sorted(int(t) for t in table["dataset_size"].unique())
     hidden = sorted(int(m) for m in table["n_hidden"].unique())
     with style():
@@ -223,45 +229,42 @@ def _heatmap_figure(c: MemorizationConfig, table: pd.DataFrame) -> Figure:
     return fig
 
 
-_QUICK = MemorizationConfig(
+_QUICK = DoubleDescentConfig(
     n_features=100,
     sparsity=0.9,
     dataset_sizes=log_sizes(3, 400, 8),
     train=TrainConfig(steps=2000, lr=1e-2, log_every=500, test_size=1000),
 )
 
-DOUBLE_DESCENT = Lab(
+DOUBLE_DESCENT = Setting(
     name="double-descent",
     about="Henighan et al. (2023) as repeated by Hobbhahn (2023): the ReLU output model, "
     "n=1000, m=2, S=0.99, unit-norm inputs, on training sets of 10 to 3,000 points",
-    presets={"quick": _QUICK, "paper": MemorizationConfig()},
-    sweep=sweep,
-    summarize=summarize,
-    draw=draw,
+    presets={"quick": _QUICK, "paper": DoubleDescentConfig()},
+    engine=Lab,
+    run=run,
 )
 
-MLP_DOUBLE_DESCENT = Lab(
+MLP_DOUBLE_DESCENT = Setting(
     name="mlp-double-descent",
     about="Hobbhahn (2023): double descent of an MLP block (W2 ReLU(W1 x + b1) + b2), MSE",
     presets={
         "quick": replace(_QUICK, model="mlp"),
-        "paper": MemorizationConfig(model="mlp", dataset_sizes=log_sizes(10, 2000, 12)),
+        "paper": DoubleDescentConfig(model="mlp", dataset_sizes=log_sizes(10, 2000, 12)),
     },
-    sweep=sweep,
-    summarize=summarize,
-    draw=draw,
+    engine=Lab,
+    run=run,
 )
 
-UNEMBEDDING = Lab(
+UNEMBEDDING = Setting(
     name="unembedding",
     about="Hobbhahn (2023): a toy unembedding, logits W^T W x + b, cross-entropy, hard labels",
     presets={
         "quick": replace(_QUICK, model="unembed"),
-        "paper": MemorizationConfig(model="unembed", train=replace(_PAPER_TRAIN, steps=8000)),
+        "paper": DoubleDescentConfig(model="unembed", train=replace(_PAPER_TRAIN, steps=8000)),
     },
-    sweep=sweep,
-    summarize=summarize,
-    draw=draw,
+    engine=Lab,
+    run=run,
 )
 
-__all__ = ["DOUBLE_DESCENT", "MLP_DOUBLE_DESCENT", "UNEMBEDDING", "MemorizationConfig"]
+__all__ = ["DOUBLE_DESCENT", "MLP_DOUBLE_DESCENT", "UNEMBEDDING", "DoubleDescentConfig"]

@@ -21,11 +21,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from striate.lab.figures import grid_heatmap, guarded, new_figure, save
-from striate.lab.instance import Instance
-from striate.lab.registry import Lab
-from striate.lab.sweep import LabResult
-from striate.lab.train import TrainConfig
+from striate.experiments.figures import grid_heatmap, guarded, new_figure, save
+from striate.experiments.setting import Setting
+from striate.experiments.toy.instance import Instance
+from striate.experiments.toy.lab import Lab
+from striate.experiments.toy.sweep import LabResult
+from striate.experiments.toy.train import TrainConfig
 from striate.render.style import style
 
 
@@ -142,6 +143,11 @@ def draw(c: ReconstructionConfig, result: LabResult, out_dir: Path) -> list[str]
     return written
 
 
+def run(c: ReconstructionConfig, lab: Lab) -> Path:
+    result = lab.train(sweep(c))
+    return lab.finish(summarize(c, result), draw(c, result, lab.out))
+
+
 def _grid_figure(
     c: ReconstructionConfig, table: pd.DataFrame, label: str, lim: tuple[float, float], cmap: str
 ) -> Any:
@@ -177,14 +183,13 @@ _QUICK = ReconstructionConfig(
     train=TrainConfig(steps=1000, lr=1e-2, log_every=500, test_size=500),
 )
 
-RECONSTRUCTION = Lab(
+RECONSTRUCTION = Setting(
     name="reconstruction",
     about="Hobbhahn (2023), limits of reconstruction: loss and one-hot accuracy over "
     "importance x features x hidden size x sparsity",
     presets={"quick": _QUICK, "paper": ReconstructionConfig()},
-    sweep=sweep,
-    summarize=summarize,
-    draw=draw,
+    engine=Lab,
+    run=run,
 )
 
 __all__ = ["RECONSTRUCTION", "ReconstructionConfig"]

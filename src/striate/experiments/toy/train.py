@@ -16,10 +16,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from striate.lab import metrics
-from striate.lab.data import Batch, Task
-from striate.lab.instance import Instance, streams
-from striate.lab.models import ToyModel, build, init_
+from striate.experiments.data import Batch, Task
+from striate.experiments.toy import metrics
+from striate.experiments.toy.instance import Instance, streams
+from striate.experiments.toy.models import ToyModel, build, init_
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ cache and each tensor's cache key, a layer's results are cached too, keyed by it
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,10 +16,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from striate import store
 from striate.analyses.ffn import FFNConfig, ffn_layer_summary, ffn_neurons, neuron_vectors
 from striate.analyses.ffn_similarity import Similarity, column_similarity
-from striate.anatomy import Anatomy, FFNTriple
-from striate.scan_cache import Entry, FigureCall, TensorCache
+from striate.anatomy import Anatomy, FFNTriple, anatomy_of
+from striate.checkpoint import open_checkpoint
+from striate.errors import StriateError
+from striate.render.ffn_figures import draw_depth_curves, draw_layer_figure, draw_similarity
+from striate.report.pass_html import write_pass_report
+from striate.scan.cache import TensorCache
+from striate.scan.tensor import TensorResult, read_each
+from striate.scan.workers import FigureCall
+from striate.store import Manifest
 
 
 @dataclass
@@ -76,7 +85,7 @@ class FFNCollector:
                 return
         computed = self._compute(triple, got, similar)
         if key is not None and self.cache is not None:
-            self.cache.put(key, Entry(computed, {}, []))
+            self.cache.put(key, TensorResult(computed, []))
         self._keep(triple.layer, computed)
 
     def _keep(self, layer: int, result: dict[str, Any]) -> None:
@@ -169,8 +178,6 @@ def ffn_figure_calls(
     """Per-layer figures and similarity matrices of `layers`, and the depth curves, not drawn
     yet: {path relative to out_dir: call}. Each call holds only its own layer's rows, so it can
     be sent to another process."""
-    from striate.render.ffn_figures import draw_depth_curves, draw_layer_figure, draw_similarity
-
     if neurons.empty:
         return {}
     calls: dict[str, FigureCall] = {}
@@ -202,13 +209,9 @@ def run_ffn(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Only the FFN analysis: read just the FFN tensors, write `ffn.parquet`, `ffn_layers.parquet`
     and the figures of `config.layers` (default first, middle, last) into `out`."""
-    from striate import store
-    from striate.anatomy import anatomy_of
-    from striate.checkpoint import open_checkpoint
-    from striate.errors import StriateError
-    from striate.progress import progress_bar
-
     config = config or FFNConfig()
+    started = time.time()
+    manifest = Manifest("ffn", source=str(model), settings={"ffn": asdict(config)})
     with open_checkpoint(model) as ckpt:
         anat = anatomy_of(ckpt)
         if not anat.ffn:
@@ -219,10 +222,12 @@ def run_ffn(
         layers = list(config.layers) or default_layers(sorted(t.layer for t in anat.ffn))
         collector = FFNCollector(anat, config, similarity_layers=set(layers))
         infos = [ckpt.info(n) for n in ckpt.names() if n in collector.names]
-        with progress_bar(infos, enabled=progress, label="FFN tensors") as advance:
-            for info in infos:
-                collector.offer(info.name, ckpt.read(info.name))
-                advance(info)
+        for info, w, error in read_each(ckpt, infos, progress=progress, label="FFN tensors"):
+            if w is None:  # its layer is recorded as skipped by finish()
+                manifest.tensors[info.name] = {"status": "failed", "error": error}
+            else:
+                collector.offer(info.name, w)
+                manifest.tensors[info.name] = {"status": "done"}
         collector.finish()
     neurons, layer_table = ffn_tables(collector)
     store.write_table(out / "ffn.parquet", neurons)
@@ -230,8 +235,9 @@ def run_ffn(
     calls = ffn_figure_calls(out, collector, neurons, layer_table, layers, model=str(model))
     for fn, args, kwargs in calls.values():
         fn(*args, **kwargs)
-    manifest = {"kind": "ffn", "source": str(model), "settings": {"ffn": asdict(config)},
-                "skipped": {str(k): v for k, v in collector.skipped.items()},
-                "figures": {"ffn": list(calls)}}  # fmt: skip
-    store.write_json(out / "manifest.json", manifest)
+    manifest.figures = {"ffn": list(calls)}
+    manifest.extra["skipped"] = {str(k): v for k, v in collector.skipped.items()}
+    manifest.finish(started)
+    store.write_manifest(out, manifest)
+    write_pass_report(out, manifest.as_dict())
     return neurons, layer_table

@@ -17,12 +17,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from striate.lab.figures import draw_basic_results, draw_privileged, save
-from striate.lab.instance import Instance
-from striate.lab.metrics import REPRESENTED_NORM
-from striate.lab.registry import Lab
-from striate.lab.sweep import LabResult
-from striate.lab.train import TrainConfig
+from striate.experiments.figures import draw_basic_results, draw_privileged, save
+from striate.experiments.setting import Setting
+from striate.experiments.toy.instance import Instance
+from striate.experiments.toy.lab import Lab
+from striate.experiments.toy.metrics import REPRESENTED_NORM
+from striate.experiments.toy.sweep import LabResult
+from striate.experiments.toy.train import TrainConfig
 
 #: a neuron carries a feature when |W_ji| exceeds this share of the largest |W| of the model
 NEURON_SHARE = 0.5
@@ -131,6 +132,11 @@ def draw_superposition(c: SparsityConfig, result: LabResult, out_dir: Path) -> l
     return [save(draw_basic_results(columns, title), out_dir, "basic_results.png")]
 
 
+def run_superposition(c: SparsityConfig, lab: Lab) -> Path:
+    result = lab.train(sweep(c))
+    return lab.finish(summarize_superposition(c, result), draw_superposition(c, result, lab.out))
+
+
 def neurons(W: np.ndarray) -> tuple[int, int]:
     """(monosemantic, polysemantic) neurons of W (m, n): carrying one feature, or more."""
     carried = np.abs(W) > NEURON_SHARE * max(float(np.abs(W).max()), 1e-30)
@@ -179,18 +185,22 @@ def draw_privileged_lab(c: SparsityConfig, result: LabResult, out_dir: Path) -> 
     return [save(draw_privileged(columns, title), out_dir, "privileged.png")]
 
 
+def run_privileged(c: SparsityConfig, lab: Lab) -> Path:
+    result = lab.train(sweep(c))
+    return lab.finish(summarize_privileged(c, result), draw_privileged_lab(c, result, lab.out))
+
+
 QUICK_TRAIN = TrainConfig(steps=2000, batch_size=512, lr=1e-2, log_every=500, test_size=500)
 
-SUPERPOSITION = Lab(
+SUPERPOSITION = Setting(
     name="superposition",
     about="Elhage et al. (2022), basic results: the ReLU output model across sparsities",
     presets={
         "quick": SparsityConfig(sparsities=(0.0, 0.99), replicates=2, train=QUICK_TRAIN),
         "paper": SparsityConfig(),
     },
-    sweep=sweep,
-    summarize=summarize_superposition,
-    draw=draw_superposition,
+    engine=Lab,
+    run=run_superposition,
 )
 
 _PRIVILEGED = SparsityConfig(
@@ -202,14 +212,13 @@ _PRIVILEGED = SparsityConfig(
     replicates=20,
 )
 
-PRIVILEGED = Lab(
+PRIVILEGED = Setting(
     name="privileged",
     about="Elhage et al. (2022), superposition in a privileged basis: the ReLU hidden model",
     presets={
         "quick": replace(_PRIVILEGED, sparsities=(0.0, 0.97), replicates=4, train=QUICK_TRAIN),
         "paper": _PRIVILEGED,
     },
-    sweep=sweep,
-    summarize=summarize_privileged,
-    draw=draw_privileged_lab,
+    engine=Lab,
+    run=run_privileged,
 )

@@ -8,13 +8,18 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from striate.scan_cache import Entry, FigureCall
+if TYPE_CHECKING:
+    from striate.scan.tensor import TensorResult
 
-__all__ = ["Clock", "Workers"]
+__all__ = ["Clock", "FigureCall", "Workers"]
 
 _T = TypeVar("_T")
+
+#: a figure not drawn yet: its function, positional and keyword arguments (picklable: another
+#: process may draw it)
+FigureCall = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]
 
 
 class Clock:
@@ -57,11 +62,11 @@ class Workers:
             )
             self._drawers.submit(int).result()  # forks every process now
 
-    def submit(self, fn: Any, *args: Any) -> Future[Entry]:
+    def submit(self, fn: Any, *args: Any) -> Future[TensorResult]:
         if self._pool is not None:
             return self._pool.submit(fn, *args)
-        future: Future[Entry] = Future()
-        future.set_result(fn(*args))  # _compute returns failures, it never raises them
+        future: Future[TensorResult] = Future()
+        future.set_result(fn(*args))  # the scan's compute returns failures, it never raises them
         return future
 
     def draw(self, fn: Callable[..., _T], *args: Any) -> _T:

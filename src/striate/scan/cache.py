@@ -19,12 +19,11 @@ the classes a result holds, so a cache from elsewhere cannot run code.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import pickle
 import shutil
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -32,36 +31,11 @@ import numpy as np
 
 from striate import store
 from striate._version import __version__
-from striate.analyses.finding import Finding
+from striate.scan.tensor import TensorResult
+from striate.scan.workers import FigureCall
+from striate.store import digest
 
 CACHE_DIR = ".striate-cache"
-
-#: a figure not drawn yet: its function, positional and keyword arguments (picklable: another
-#: process may draw it)
-FigureCall = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]
-
-
-@dataclass
-class Entry:
-    """What a scan keeps of one tensor; `images` maps each image it drew to the image's digest."""
-
-    row: dict[str, Any]
-    status: dict[str, Any]
-    findings: list[Finding]
-    singular_values: np.ndarray | None = None
-    images: dict[str, str] = field(default_factory=dict)
-    residual_z: np.ndarray | None = None  # (d,) the tensor's evidence per residual dim
-
-
-def digest(*parts: object, data: bytes | memoryview | None = None) -> str:
-    """BLAKE2b (128 bits) of the reprs of `parts`, then `data`."""
-    h = hashlib.blake2b(digest_size=16)
-    for part in parts:
-        h.update(repr(part).encode())
-        h.update(b"\0")
-    if data is not None:
-        h.update(data)
-    return h.hexdigest()
 
 
 def values_bytes(w: np.ndarray) -> memoryview:
@@ -90,7 +64,7 @@ class TensorCache:
         it starts with `kind-` (a tensor's key is the digest alone)."""
         return f"{kind}-{digest(self.settings, *facts)}"
 
-    def get(self, key: str) -> Entry | None:
+    def get(self, key: str) -> TensorResult | None:
         """The cached entry of `key` whose images are still those it drew, or None."""
         path = self.folder / f"{key}.pkl"
         try:
@@ -99,16 +73,17 @@ class TensorCache:
             return None
         except Exception:  # a torn or foreign file is a miss; the new result replaces it
             return None
-        if not isinstance(entry, Entry) or not self._images_intact(entry.images):
+        if not isinstance(entry, TensorResult) or not self._images_intact(entry.images):
             return None
         self.used.append(key)
         return entry
 
-    def put(self, key: str, entry: Entry) -> None:
-        """Record `entry` under `key` (atomically); its images' digests are taken now."""
-        entry.images = {rel: self._file_digest(rel) for rel in entry.images}
+    def put(self, key: str, result: TensorResult) -> None:
+        """Record `result` under `key` (atomically); its images' digests are taken now. What
+        serves its figures only (`banding`) is not kept."""
+        result.images = {rel: self._file_digest(rel) for rel in result.images}
         with store.atomic_file(self.folder / f"{key}.pkl") as fh:
-            pickle.dump(entry, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump(replace(result, banding=None), fh, protocol=pickle.HIGHEST_PROTOCOL)
         self.used.append(key)
 
     def figures(
@@ -132,7 +107,7 @@ class TensorCache:
                 todo[name] = key, make()
         draw([call for _, calls in todo.values() for call in calls.values()])
         for name, (key, calls) in todo.items():
-            self.put(key, Entry({}, {}, [], images=dict.fromkeys(calls, "")))
+            self.put(key, TensorResult({}, [], images=dict.fromkeys(calls, "")))
             paths[name] = list(calls)
         return {name: paths[name] for name in groups}
 
@@ -153,9 +128,9 @@ class TensorCache:
             return False
 
 
-# the globals a pickled Entry refers to (numpy's module moved from numpy.core in numpy 2)
+# the globals a pickled TensorResult refers to (numpy's module moved from numpy.core in numpy 2)
 _ALLOWED = {
-    ("striate.scan_cache", "Entry"),
+    ("striate.scan.tensor", "TensorResult"),
     ("striate.analyses.finding", "Finding"),
     ("numpy", "dtype"),
     ("numpy", "ndarray"),

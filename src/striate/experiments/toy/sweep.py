@@ -13,9 +13,9 @@ import pandas as pd
 import torch
 
 from striate.executor import Executor
-from striate.lab import metrics
-from striate.lab.instance import Instance, pack
-from striate.lab.train import GroupResult, TrainConfig, train_group
+from striate.experiments.toy import metrics
+from striate.experiments.toy.instance import Instance, pack
+from striate.experiments.toy.train import GroupResult, TrainConfig, train_group
 from striate.threads import torch_threads
 
 
@@ -32,7 +32,7 @@ class Final:
 
 @dataclass
 class LabResult:
-    """What a sweep produced; `lab.run_lab` writes it as the run directory's tables."""
+    """What a sweep produced; `Lab.train` writes it as the run directory's tables."""
 
     instances: list[Instance]
     log: pd.DataFrame  # lab.parquet: one row per instance and logged step

@@ -6,21 +6,25 @@ Streams the checkpoint one tensor at a time; only conv kernels of at least
 - `banding.parquet`: one row per conv layer (columns in the README),
 - `banding.png`: every layer's NMF tiles side by side (the article's first figure; layers that
   band framed in red),
-- `layers/NNNN_<tensor>.png`: each layer with all of its neurons.
+- `layers/NNNN_<tensor>.png`: each layer with all of its neurons,
+- `manifest.json` and `index.html` (`striate report` writes the page again).
 """
 
 from __future__ import annotations
 
 import re
+import time
+from contextlib import ExitStack
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from striate import store
 from striate.analyses.banding import (
-    Banding,
     BandingConfig,
-    NMFView,
     as_oihw,
     banding_score,
     nmf_view,
@@ -28,21 +32,11 @@ from striate.analyses.banding import (
 )
 from striate.anatomy import anatomy_of
 from striate.checkpoint import Checkpoint, open_checkpoint
-from striate.progress import progress_bar
-from striate.render.banding_figures import Panel, describe, draw_panels
-from striate.scan import image_name
-from striate.store import write_table
-
-
-def draw_layer(path: Path, name: str, view: NMFView, b: Banding) -> None:
-    """One layer's NMF picture with all its neurons."""
-    out, kh, kw, _ = view.rgb.shape
-    n_in = view.factors.shape[1] // 2
-    note = (
-        f"{out} neurons x {n_in} inputs x {kh}x{kw}; NMF of [W+, W-] over inputs to 3 factors "
-        f"(R, G, B), relative error {view.relative_error:.0%}; sorted by similarity"
-    )
-    draw_panels(path, [Panel(name, view, b, describe(b))], title=name, neurons=None, note=note)
+from striate.render.banding_figures import Panel, draw_layer, draw_panels
+from striate.report.pass_html import write_pass_report
+from striate.scan.images import image_name
+from striate.scan.tensor import failure, read_each
+from striate.store import Manifest
 
 
 def run_banding(
@@ -61,17 +55,25 @@ def run_banding(
     config = config or BandingConfig()
     out_dir = Path(out)
     (out_dir / "layers").mkdir(parents=True, exist_ok=True)
-    if isinstance(model, Checkpoint):
-        return _run(model, out_dir, config, match, neurons, progress)
-    with open_checkpoint(model) as ckpt:
-        return _run(ckpt, out_dir, config, match, neurons, progress)
+    started = time.time()
+    settings = {"banding": asdict(config), "match": match, "neurons": neurons}
+    with ExitStack() as stack:
+        ckpt = model if isinstance(model, Checkpoint) else open_checkpoint(model)
+        if ckpt is not model:
+            stack.enter_context(ckpt)
+        manifest = Manifest("banding", source=str(ckpt.path), settings=settings)
+        table = _run(ckpt, out_dir, config, match, neurons, progress, manifest)
+    manifest.finish(started)
+    store.write_manifest(out_dir, manifest)
+    write_pass_report(out_dir, manifest.as_dict())
+    return table
 
 
 _COLUMNS = ("tensor", "layer", "out", "in", "kh", "kw", "skipped")
 
 
 def _layer(
-    ckpt: Checkpoint,
+    w: np.ndarray,
     name: str,
     layout: str | None,
     position: int,
@@ -80,7 +82,7 @@ def _layer(
     row: dict[str, Any],
 ) -> Panel | None:
     """Score and draw one conv tensor; its columns go into `row`."""
-    kernels = as_oihw(ckpt.read(name), layout)
+    kernels = as_oihw(w, layout)
     row |= dict(zip(("out", "in", "kh", "kw"), kernels.shape, strict=True))
     row["skipped"] = skip_reason(kernels, config)
     if row["skipped"] is not None:
@@ -102,24 +104,32 @@ def _run(
     match: str | None,
     neurons: int,
     progress: bool,
+    manifest: Manifest,
 ) -> pd.DataFrame:
     anat = anatomy_of(ckpt)
     convs = [(i, ckpt.info(n)) for i, n in enumerate(ckpt.names())
              if anat[n].role == "conv" and len(ckpt.info(n).shape) == 4
              and (match is None or re.search(match, n))]  # fmt: skip
+    positions = {info.name: i for i, info in convs}
     rows: list[dict[str, Any]] = []
     panels: list[Panel] = []
-    with progress_bar([info for _, info in convs], enabled=progress, label="banding") as advance:
-        for position, info in convs:
-            row: dict[str, Any] = {"tensor": info.name, "layer": anat[info.name].layer}
+    infos = [info for _, info in convs]
+    for info, w, error in read_each(ckpt, infos, progress=progress, label="banding"):
+        name = info.name
+        row: dict[str, Any] = {"tensor": name, "layer": anat[name].layer}
+        if w is None:
+            row["skipped"] = f"failed: {error}"
+        else:
             try:
-                panel = _layer(ckpt, info.name, anat[info.name].layout, position, out_dir,
-                               config, row)  # fmt: skip
+                panel = _layer(w, name, anat[name].layout, positions[name], out_dir, config, row)
                 panels += [] if panel is None else [panel]
             except Exception as exc:  # one bad tensor loses only its own row
-                row["skipped"] = f"failed: {type(exc).__name__}: {exc}"
-            rows.append(row)
-            advance(info)
+                row["skipped"] = f"failed: {failure(exc)}"
+        failed = str(row.get("skipped", "")).startswith("failed: ")
+        manifest.tensors[name] = (
+            {"status": "failed", "error": row["skipped"][8:]} if failed else {"status": "done"}
+        )
+        rows.append(row)
     table = pd.DataFrame.from_records(rows, columns=list(_COLUMNS) if not rows else None)
     for column in ("layer", "n_kernels"):
         if column in table:
@@ -127,5 +137,6 @@ def _run(
     if panels:
         title = f"{ckpt.path.name}: conv layers, NMF of input channels to RGB"
         draw_panels(out_dir / "banding.png", panels, title=title, neurons=neurons)
-    write_table(out_dir / "banding.parquet", table)
+        manifest.figures = ["banding.png"]
+    store.write_table(out_dir / "banding.parquet", table)
     return table  # type: ignore[no-any-return]

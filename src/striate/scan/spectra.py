@@ -1,16 +1,14 @@
-"""Spectra inside a scan: the long table of singular values and the spectrum figures."""
+"""Spectra inside a scan: the long table of singular values and the depth figure."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-if TYPE_CHECKING:
-    from striate.scan import TensorResult
-    from striate.scan_cache import FigureCall
+from striate.render.spectrum_figures import draw_depth_metrics
+from striate.scan.workers import FigureCall
 
 
 def spectra_table(spectra: dict[str, np.ndarray]) -> pd.DataFrame:
@@ -29,18 +27,8 @@ def spectra_table(spectra: dict[str, np.ndarray]) -> pd.DataFrame:
     return table
 
 
-def draw_matrix_spectrum(path: Path, title: str, result: TensorResult) -> None:
-    """One matrix's eigenvalue density (log-log, fitted tail, MP bulk edge) and rank plot."""
-    from striate.render.spectrum_figures import draw_spectrum
-
-    assert result.singular_values is not None
-    draw_spectrum(result.singular_values, result.row, title, path, shape=result.matrix_shape)
-
-
 def depth_figure_calls(out_dir: Path, tensors: pd.DataFrame) -> dict[str, FigureCall]:
     """Per-layer curves of the spectral metrics, not drawn yet: {path relative to out_dir: call}."""
-    from striate.render.spectrum_figures import draw_depth_metrics
-
     if "stable_rank" not in tensors or tensors["stable_rank"].isna().all():
         return {}
     rel = "images/spectra/depth.png"

@@ -1,4 +1,5 @@
-"""Findings grouped so the first screen shows the tens that matter, not thousands of rows.
+"""The findings of a model as a table (`findings_table`), and grouped (`finding_groups`) so the
+first screen shows the tens that matter, not thousands of rows.
 
 A trained model repeats itself: SmolLM2's residual dimension 507 is a quiet column in the FFN
 inputs of all 30 layers, a loud row in their outputs, a norm outlier and a few dozen hotspots, and
@@ -7,6 +8,10 @@ joins that dimension's group; every other finding joins its tensor's group. A gr
 significant as its most significant finding.
 
     >>> import pandas as pd
+
+if TYPE_CHECKING:
+    from striate.analyses.finding import Finding
+    from striate.anatomy import TensorAnatomy
     >>> f = pd.DataFrame({"kind": ["line", "hotspot", "line"], "tensor": ["a", "b", "c"],
     ...                   "residual_dim": [7, 7, None], "significance": [9.0, 30.0, 4.0],
     ...                   "layer": [0, 1, 2], "detail": ["x", "y", "z"]})
@@ -16,13 +21,20 @@ significant as its most significant finding.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["GROUP_COLUMNS", "finding_groups"]
+if TYPE_CHECKING:
+    from striate.analyses.finding import Finding
+    from striate.anatomy import TensorAnatomy
 
+__all__ = ["FINDING_COLUMNS", "GROUP_COLUMNS", "finding_groups", "findings_table"]
+
+#: the first columns of findings.parquet; each analysis's own fields follow
+FINDING_COLUMNS = ["kind", "tensor", "index", "significance", "score", "value",
+                   "residual_dim", "detail", "layer", "role"]  # fmt: skip
 GROUP_COLUMNS = ["group", "residual_dim", "tensor", "n_findings", "kinds", "n_tensors", "layers",
                  "significance", "strongest"]  # fmt: skip
 
@@ -89,3 +101,36 @@ def _ranges(values: list[int]) -> str:
             parts.append(str(start) if start == prev else f"{start}-{prev}")
         start = prev = v
     return ", ".join(parts)
+
+
+def findings_table(findings: list[tuple[str, TensorAnatomy, Finding]]) -> pd.DataFrame:
+    """Findings as a table: fixed columns first, each analysis's `extra` fields after."""
+    records = []
+    for tensor, part, f in findings:
+        record: dict[str, Any] = {
+            "kind": f.kind,
+            "tensor": tensor,
+            "index": [None if i is None else int(i) for i in f.index],
+            "significance": float(f.significance),
+            "score": float(f.score),
+            "value": float(f.value),
+            "residual_dim": f.residual_dim(part.residual_axis),
+            "detail": f.detail,
+            "layer": part.layer,
+            "role": part.role,
+        }
+        for key, value in f.extra.items():
+            record.setdefault(key, value)
+        records.append(record)
+    table = pd.DataFrame.from_records(records)
+    if table.empty:
+        table = pd.DataFrame(columns=FINDING_COLUMNS)
+    for column in ("residual_dim", "layer"):
+        table[column] = table[column].astype("Int64")
+    ranked: pd.DataFrame = table.sort_values(
+        ["significance", "score", "tensor"],
+        ascending=[False, False, True],
+        na_position="last",
+        ignore_index=True,
+    )
+    return ranked

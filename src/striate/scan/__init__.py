@@ -1,0 +1,32 @@
+"""The scan pipeline: a checkpoint in, a run directory out.
+
+config.py    ScanConfig: each analysis's settings (`--set section.field=value`)
+tensor.py    analyse one tensor -> TensorResult (row, findings, status, spectrum); the
+             failure policy and the loop the model-level passes share (`read_each`)
+pipeline.py  `scan()`: read, cache, analyse on workers, collect in order, write the run
+heap.py      giving freed memory back to the system during a long scan
+cache.py     per-tensor results in `.striate-cache/` (resume, instant rescans)
+workers.py   analysis threads and drawing processes (`--jobs`), stage timing
+images.py    a tensor's pictures, and their file names
+spectra.py   the singular-value table and depth figure
+ffn.py       FFN neuron geometry as tensors stream past; `striate ffn`
+banding.py   conv-layer banding pictures; `striate banding`
+many.py      several models, each one task of an executor
+"""
+
+from __future__ import annotations
+
+from striate.scan.config import ImagesConfig, ScanConfig
+from striate.scan.many import scan_many
+from striate.scan.pipeline import ScanInterrupted, scan
+from striate.scan.tensor import TensorResult, analyse_tensor
+
+__all__ = [
+    "ImagesConfig",
+    "ScanConfig",
+    "ScanInterrupted",
+    "TensorResult",
+    "analyse_tensor",
+    "scan",
+    "scan_many",
+]
