@@ -461,7 +461,8 @@ def view(
 @app.command()
 def report(
     run_dir: Annotated[
-        Path, typer.Argument(help="A run directory of scan, track, experiment or lab.")
+        Path,
+        typer.Argument(help="A run directory of scan, ffn, banding, track, experiment or lab."),
     ],
 ) -> None:
     """Rebuild a run directory's index.html from its tables, manifest and images."""

@@ -35,8 +35,6 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from torch import nn
 
 from striate import store
@@ -47,7 +45,7 @@ from striate.experiments.harness import Condition, Experiment, log_schedule
 from striate.experiments.setting import Setting
 from striate.render.banding_figures import BANDED, nmf_grid, pick_neurons
 from striate.render.png import save_figure
-from striate.render.style import style
+from striate.render.style import canvas, style
 from striate.scan.banding import run_banding  # `striate banding`, as a user runs it
 
 #: condition -> what changes: the input rotation and the head after the last conv layer
@@ -317,8 +315,7 @@ def draw_conditions(out: Path, conds: list[Condition], summary: dict[str, Any], 
     """One row per condition: NMF tiles of the last two conv layers (the article's 5a and 5b)
     and the banding score of every conv group, coloured by direction."""
     groups = len(cfg.widths)
-    fig = Figure(figsize=(10, 2.9 * len(conds) + 0.5), dpi=110)
-    FigureCanvasAgg(fig)
+    fig = canvas(10, 2.9 * len(conds) + 0.5, dpi=110)
     fig.suptitle("Weight banding: NMF of the last two conv layers, and banding score per layer",
                  fontsize=11, x=0.01, ha="left")  # fmt: skip
     for r, cond in enumerate(conds):
@@ -362,8 +359,7 @@ def draw_conditions(out: Path, conds: list[Condition], summary: dict[str, Any], 
 def draw_score_curves(out: Path, over_steps: pd.DataFrame) -> str:
     """Banding score of the last two conv layers and test accuracy against training step."""
     last = int(over_steps["group"].max())
-    fig = Figure(figsize=(11, 3.4), dpi=110)
-    FigureCanvasAgg(fig)
+    fig = canvas(11, 3.4, dpi=110)
     axes = [fig.add_subplot(1, 3, i + 1) for i in range(3)]
     for color, (name, table) in enumerate(over_steps.groupby("condition", sort=False)):
         for ax, group in zip(axes[:2], (last - 1, last), strict=True):

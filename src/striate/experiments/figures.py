@@ -20,7 +20,6 @@ import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
@@ -29,7 +28,7 @@ from striate.experiments.harness import Tracked
 from striate.render.ffn_panels import VERBATIM, guarded, new_figure, note
 from striate.render.png import save_figure
 from striate.render.spec import CMAP
-from striate.render.style import style
+from striate.render.style import canvas, style
 
 FEATURE_COLOR = "#1f4e9c"
 POINT_COLOR = "#c0392b"
@@ -261,8 +260,7 @@ def draw_curves(tracked: Tracked, markers: Markers, path: Path, title: str) -> s
     relative to the run directory's parent folder of `figures/`."""
     names = list(dict.fromkeys(tracked.metrics["condition"]))
     with style():
-        fig = Figure(figsize=(4.4 * len(names), 6.4), dpi=110)
-        FigureCanvasAgg(fig)
+        fig = canvas(4.4 * len(names), 6.4, dpi=110)
         fig.suptitle(title, x=0.01, ha="left", fontsize=10, weight="bold", parse_math=False)
         axes = fig.subplots(2, len(names), squeeze=False, sharex="col", sharey="row")
         for col, name in enumerate(names):
@@ -313,8 +311,7 @@ def draw_sweep(
     `reference` draws a dotted horizontal line per panel (e.g. chance level)."""
     with style():
         # wide enough for the title on one line (about 0.08 inch per character at size 10)
-        fig = Figure(figsize=(max(4.2 * len(panels), 0.08 * len(title)), 3.6), dpi=110)
-        FigureCanvasAgg(fig)
+        fig = canvas(max(4.2 * len(panels), 0.08 * len(title)), 3.6, dpi=110)
         fig.suptitle(title, x=0.01, ha="left", fontsize=10, weight="bold", parse_math=False)
         axes = fig.subplots(1, len(panels), squeeze=False)[0]
         groups = list(table.groupby(hue, sort=False)) if hue else [("", table)]

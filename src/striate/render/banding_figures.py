@@ -14,12 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from striate.analyses.banding import Banding, NMFView
 from striate.render.png import save_figure
-from striate.render.style import DRAWING, style
+from striate.render.style import DRAWING, canvas, style
 
 #: frame colour of a panel whose layer bands
 BANDED = "#d62728"
@@ -85,8 +83,7 @@ def draw_panels(
         columns = columns or min(len(panels), 6)
         n_rows = math.ceil(len(panels) / columns)
         size = 2.3 if neurons is not None else 4.5
-        fig = Figure(figsize=(size * columns, size * n_rows + 0.6 + (0.4 if note else 0)), dpi=110)
-        FigureCanvasAgg(fig)
+        fig = canvas(size * columns, size * n_rows + 0.6 + (0.4 if note else 0), dpi=110)
         fig.suptitle(title, fontsize=11, x=0.01, ha="left", parse_math=False)
         for i, panel in enumerate(panels):
             ax = fig.add_subplot(n_rows, columns, i + 1)

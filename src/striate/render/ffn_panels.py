@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 
@@ -31,6 +30,7 @@ from striate.analyses.ffn_distribution import (
 from striate.analyses.ffn_similarity import Similarity
 from striate.analyses.robust import robust_z
 from striate.render.spec import CMAP, DPI, OUTLIER_COLOR
+from striate.render.style import canvas
 
 __all__ = [
     "alignment_hist",
@@ -81,8 +81,7 @@ def _bins(n: int) -> int:
 
 
 def new_figure(width_in: float, height_in: float, title: str) -> Figure:
-    fig = Figure(figsize=(width_in, height_in), dpi=DPI)
-    FigureCanvasAgg(fig)
+    fig = canvas(width_in, height_in, dpi=DPI)
     fig.suptitle(title, x=0.01, ha="left", fontsize=10.5, weight="bold", **VERBATIM)
     return fig
 

@@ -34,7 +34,7 @@ from striate.render.spec import (
     StripPanel,
     TextPanel,
 )
-from striate.render.style import style
+from striate.render.style import canvas, style
 from striate.store import atomic_file
 
 # margins around each panel's data area, in pixels at 150 dpi: (left, right, top, bottom)
@@ -265,8 +265,7 @@ def build_figure(spec: FigureSpec) -> Figure:
     )
     footer = PAD_PX + sum(NOTE_PX * (n.count("\n") + 1) for n, _ in notes)
     height = header + sum(m[2] + p.size[1] + m[3] for p, m in boxes) + footer
-    fig = Figure(figsize=(width / dpi, height / dpi), dpi=dpi)
-    FigureCanvasAgg(fig)
+    fig = canvas(width / dpi, height / dpi, dpi=dpi)
 
     y = height - PAD_PX  # pixels from the bottom, walking down
     fig.text(
@@ -337,10 +336,10 @@ def build_figure(spec: FigureSpec) -> Figure:
 def _encode(fig: Figure, out: BinaryIO) -> None:
     """RGB PNG with light compression: a noisy weight image barely compresses at any level,
     and level 6 takes twice as long."""
-    canvas = fig.canvas
-    assert isinstance(canvas, FigureCanvasAgg)
-    canvas.draw()  # type: ignore[no-untyped-call]
-    rgb = np.asarray(canvas.buffer_rgba())[..., :3]  # type: ignore[no-untyped-call]
+    agg = fig.canvas
+    assert isinstance(agg, FigureCanvasAgg)
+    agg.draw()  # type: ignore[no-untyped-call]
+    rgb = np.asarray(agg.buffer_rgba())[..., :3]  # type: ignore[no-untyped-call]
     PIL.Image.fromarray(rgb).save(out, format="png", compress_level=PNG_COMPRESSION)
 
 

@@ -20,8 +20,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
@@ -29,7 +27,7 @@ from striate.analyses.spectrum import mp_pdf
 from striate.anatomy.records import ROLES
 from striate.render.png import save_figure
 from striate.render.spec import DPI
-from striate.render.style import style
+from striate.render.style import canvas, style
 
 __all__ = ["DEPTH_METRICS", "depth_series", "draw_depth_metrics", "draw_spectrum", "esd_histogram"]
 
@@ -161,8 +159,7 @@ def draw_spectrum(
         _legend(ax)
 
     with style():
-        fig = Figure(figsize=(1200 / DPI, 520 / DPI), dpi=DPI)
-        FigureCanvasAgg(fig)
+        fig = canvas(1200 / DPI, 520 / DPI, dpi=DPI)
         fig.text(0.01, 0.985, title, fontsize=10, weight="bold", va="top", parse_math=False)
         words = [f"{positive.size} of {lam.size} eigenvalues > 0"]
         words += [f"{label} {get[key]:.3g}" for key, label in
@@ -260,8 +257,7 @@ def draw_depth_metrics(
 
     with style():
         height = 70 + n_rows * panel_h
-        fig = Figure(figsize=(width / DPI, height / DPI), dpi=DPI)
-        FigureCanvasAgg(fig)
+        fig = canvas(width / DPI, height / DPI, dpi=DPI)
         left_out = len(table) - len(rows)
         head = f"spectral metrics by depth · {len(rows)} matrices in layers"
         if left_out:

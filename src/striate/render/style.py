@@ -4,9 +4,9 @@ Every figure striate draws, from a tensor image to an experiment's curves, is dr
 `with style():`; the look does not depend on the user's matplotlib style or rc file, and
 matplotlib's global state is touched by one thread at a time.
 
-    >>> from striate.render.style import style
+    >>> from striate.render.style import canvas, style
     >>> with style():            # doctest: +SKIP
-    ...     fig = Figure(); ...; save_figure(fig, "curves.png")
+    ...     fig = canvas(6, 3); ...; save_figure(fig, "curves.png")
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from typing import Any
 
 import matplotlib
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
 # the look does not depend on the user's matplotlib style or rc file
 RC: dict[str, Any] = {
@@ -56,4 +58,12 @@ def style() -> Iterator[None]:
         yield
 
 
-__all__ = ["DRAWING", "RC", "style"]
+def canvas(width_in: float, height_in: float, *, dpi: float = 110) -> Figure:
+    """A figure on its own Agg canvas, never registered with pyplot (no global figure list):
+    draw on it inside `with style():` and write it with `render.png.save_figure`."""
+    fig = Figure(figsize=(width_in, height_in), dpi=dpi)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+__all__ = ["DRAWING", "RC", "canvas", "style"]

@@ -6,11 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from striate.render.png import save_figure
-from striate.render.style import style
+from striate.render.style import canvas, style
 
 #: tensor metrics plotted from trajectories.parquet, and dynamics from dynamics.parquet
 TRAJECTORY_METRICS = ("frobenius_norm", "spectral_norm", "stable_rank", "effective_rank", "alpha")
@@ -48,8 +46,7 @@ def draw_metric_grid(
     if not present:
         return False
     with style():
-        fig = Figure(figsize=(4.2 * len(present), 3.6), dpi=110)
-        FigureCanvasAgg(fig)
+        fig = canvas(4.2 * len(present), 3.6, dpi=110)
         fig.suptitle(title, x=0.01, ha="left", fontsize=10, weight="bold", parse_math=False)
         axes = fig.subplots(1, len(present), squeeze=False)[0]
         for ax, metric in zip(axes, present, strict=True):

@@ -20,14 +20,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from striate._version import __version__
 from striate.render.png import save_figure
 from striate.render.spectrum_figures import ROLE_COLORS
-from striate.render.style import style
+from striate.render.style import canvas, style
 from striate.store import atomic_file, digest
 
 #: tensors.parquet columns drawn against layer, with their axis labels
@@ -155,8 +153,7 @@ def _draw(rows: pd.DataFrame, label: str, path: Path) -> None:
     roles = list(dict.fromkeys(rows["role"]))
     color = {r: ROLE_COLORS[i % len(ROLE_COLORS)] for i, r in enumerate(roles)}
     with style():
-        fig = Figure(figsize=(8.0, 3.4), dpi=110)
-        FigureCanvasAgg(fig)
+        fig = canvas(8.0, 3.4, dpi=110)
         ax = fig.add_axes((0.08, 0.15, 0.68, 0.72))
         for _, s in rows.groupby("series", sort=False):
             ax.plot(
