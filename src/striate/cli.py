@@ -267,7 +267,9 @@ def ffn(
     for _, row in table.iterrows():
         grid.add_row(*[_cell(row.get(c)) for c in columns])
     console.print(grid)
-    console.print(f"tables and figures: {out_dir}", highlight=False)
+    console.print(
+        f"tables and figures: {out_dir}; report: {out_dir / 'index.html'}", highlight=False
+    )
 
 
 @app.command()
@@ -314,7 +316,9 @@ def banding(
     if skipped:
         console.print(f"{skipped} conv tensors skipped (kernels under 3x3 or unreadable; see "
                       "`skipped` in banding.parquet)")  # fmt: skip
-    console.print(f"figure: {out_dir / 'banding.png'}", highlight=False)
+    console.print(
+        f"figure: {out_dir / 'banding.png'}; report: {out_dir / 'index.html'}", highlight=False
+    )
 
 
 def _cell(value: object) -> str:
