@@ -7,6 +7,18 @@ cd "$(dirname "$0")/.."
 extras="all"
 [ "${1:-}" = "--dev" ] && extras="all,dev"
 python=$(command -v python3.11 || command -v python3)
-[ -x .venv/bin/python ] || "$python" -m venv .venv
-.venv/bin/python -m pip install -q --disable-pip-version-check torch==2.13.0
-.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[$extras]"
+# one line per step; of pip's output only what it downloads and installs, and its errors
+step() { echo "setup: $*"; }
+pip_install() {
+  .venv/bin/python -m pip install --disable-pip-version-check --progress-bar on "$@" \
+    | sed -n -u -E '/^ *(Downloading|Installing collected|Successfully installed|ERROR)/p'
+}
+if [ ! -x .venv/bin/python ]; then
+  step "creating .venv with $("$python" --version)"
+  "$python" -m venv .venv
+fi
+step "installing torch==2.13.0 (the CPU build; the largest download, once)"
+pip_install torch==2.13.0
+step "installing striate with the extras [$extras] (editable)"
+pip_install -e ".[$extras]"
+step "done: .venv/bin/striate $(.venv/bin/python -c 'import striate; print(striate.__version__)')"

@@ -12,6 +12,7 @@ from striate.analyses.findings import finding_groups
 from striate.checkpoint import Checkpoint
 from striate.run import Run
 from striate.scan import scan
+from striate.scan.cache import CACHE_DIR
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -86,6 +87,9 @@ def _check_invariants(run: Run, ckpt: Checkpoint, hidden: int, out: Path) -> Non
 def test_scan_minilm(minilm: Checkpoint, tmp_path: Path) -> None:
     run = scan(minilm, tmp_path)
     _check_invariants(run, minilm, 384, tmp_path)
+    # the README states the cache this scan leaves (scripts/readme_figures.py writes it)
+    cache_mb = round(sum(p.stat().st_size for p in (tmp_path / CACHE_DIR).iterdir()) / 1e6)
+    assert f"({cache_mb} MB for `sample:minilm`)" in README.read_text(encoding="utf-8")
     # the known super weights: FFN outputs write residual dim 99 with single huge weights; the
     # largest (z ~ 2200) is the strongest hotspot, and the dims of the norm outliers and lines
     # (99, 223, 267, 319) lead the residual dimensions ranked by their pooled evidence

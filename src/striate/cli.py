@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from striate.display import findings_summary
+from striate.display import SummaryTable, findings_summary
 from striate.errors import StriateError
 
 if TYPE_CHECKING:
@@ -19,16 +19,20 @@ if TYPE_CHECKING:
 
 app = typer.Typer(
     add_completion=False,
+    rich_markup_mode=None,
     no_args_is_help=True,
     help="A microscope for neural-network weights. MODEL is a checkpoint file or folder, "
     "`sample:NAME` (see `striate samples`) or a Hugging Face id in the local cache.",
 )
 _state = {"debug": False}
-ModelArg = Annotated[str, typer.Argument(help="Checkpoint path, folder, sample:NAME or org/name.")]
+ModelArg = Annotated[
+    str, typer.Argument(metavar="MODEL", help="Checkpoint path, folder, sample:NAME or org/name.")
+]
 ExecutorOption = Annotated[
     str,
     typer.Option(
         "--executor",
+        metavar="local|ray",
         help="Where the tasks (models, checkpoints, lab groups) run: local (here, in turn) or "
         'ray (a Ray cluster; pip install "striate[ray]"). See docs/scale-out.md.',
     ),
@@ -37,6 +41,7 @@ RayAddressOption = Annotated[
     str | None,
     typer.Option(
         "--ray-address",
+        metavar="ADDRESS",
         help="With --executor ray: the cluster to join, `auto` (this machine ran `ray start`) "
         "or ray://HOST:10001; default: start a Ray instance on this machine.",
     ),
@@ -57,10 +62,19 @@ def info(
     model: ModelArg,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """List every tensor with its shape, stored dtype, role, layer and residual axis."""
+    """List every tensor with its shape, stored dtype, role, layer and residual axis.
+
+    MODEL may also be a scan's run directory: its model is described."""
     import striate
     from striate.summary import summarize
 
+    run_dir = Path(model)
+    if (run_dir / "manifest.json").is_file() and (run_dir / "tensors.parquet").is_file():
+        from striate.store import read_manifest
+
+        model = str(read_manifest(run_dir).get("source") or model)
+        if not as_json:
+            console.print(f"{run_dir} is a scan run directory; its model: {model}", highlight=False)
     with striate.open(model) as ckpt:
         summary = summarize(ckpt)
     if as_json:
@@ -100,22 +114,30 @@ def scan(
     models: Annotated[
         list[str],
         typer.Argument(
+            metavar="MODEL",
             help="Checkpoint paths, folders, sample:NAME or org/name; several: each is one task "
-            "and gets its own run directory, DIR/NAME."
+            "and gets its own run directory, DIR/NAME.",
         ),
     ],
     out: Annotated[
         Path | None,
         typer.Option(
-            "--out", "-o", help="Run directory (default: runs/NAME); several models: the parent."
+            "--out",
+            "-o",
+            metavar="DIR",
+            help="Run directory (default: runs/NAME); several models: the parent.",
         ),
     ] = None,
     settings: Annotated[
         list[str] | None,
-        typer.Option("--set", help="Change a threshold: section.field=value (repeatable)."),
+        typer.Option(
+            "--set",
+            metavar="KEY=VALUE",
+            help="Change a threshold: section.field=value (repeatable).",
+        ),
     ] = None,
     config_file: Annotated[
-        Path | None, typer.Option("--config", help="TOML or JSON file of settings.")
+        Path | None, typer.Option("--config", metavar="FILE", help="TOML or JSON file of settings.")
     ] = None,
     no_images: Annotated[bool, typer.Option("--no-images", help="Skip tensor images.")] = False,
     quiet: Annotated[
@@ -134,6 +156,7 @@ def scan(
         typer.Option(
             "--jobs",
             "-j",
+            metavar="N",
             help="Tensors analysed at once (threads; one BLAS thread each) while the next is "
             "read. Same tables for any number.",
         ),
@@ -142,6 +165,7 @@ def scan(
         str | None,
         typer.Option(
             "--device",
+            metavar="DEVICE",
             help="Where the spectra's linear algebra runs: auto (cuda when torch sees a GPU), "
             "cpu, cuda, cuda:N. Same as --set spectrum.device=...",
         ),
@@ -210,18 +234,21 @@ def _run_dirs(models: list[str], out: Path | None) -> list[Path]:
     return dirs
 
 
+def _report_path(run: Run) -> str:
+    return str((run.path / "index.html").resolve()) if run.path is not None else "-"
+
+
 def _print_scan_line(run: Run) -> None:
     m = run.manifest
     console.print(
         f"[bold]{m['source']}[/bold]: {m['family']} model, {len(run.tensors)} tensors in "
         f"{m['seconds']:.1f} s; {len(run.findings)} findings, {len(run.failed)} failed tensors; "
-        f"report: {run.path / 'index.html' if run.path else '-'}",
+        f"report: {_report_path(run)}",
         highlight=False,
     )
 
 
 def _print_scan_summary(run: Run) -> None:
-
     m = run.manifest
     console.print(
         f"[bold]{m['family']}[/bold] model, {len(run.tensors)} tensors in {m['seconds']:.1f} s; "
@@ -229,27 +256,63 @@ def _print_scan_summary(run: Run) -> None:
         highlight=False,
     )
     for summary in findings_summary(run):
-        table = Table(title=summary.title)
-        for column in summary.head:
-            table.add_column(column, overflow="fold")
-        for row in summary.rows:
-            table.add_row(*row)
-        console.print(table)
+        console.print(summary_table(summary, console.width))
     for name, error in run.failed.items():
         console.print(f"[red]failed[/red] {name}: {error}", highlight=False)
     if run.path is not None:
-        console.print(f"report: {run.path / 'index.html'}", highlight=False)
+        console.print(f"report: {_report_path(run)}", highlight=False)
+
+
+#: columns a narrow terminal drops first, in order
+_DROPPABLE = ("layers", "tensors", "findings", "z reads", "z writes", "lines", "norm outliers",
+              "hotspots")  # fmt: skip
+#: columns that may end in an ellipsis, with their narrowest width
+_SHRINKABLE = {"findings": 12, "strongest": 16}
+_SHORT_HEAD = {"significance": "signif."}
+
+
+def summary_table(summary: SummaryTable, width: int) -> Table:
+    """`summary` as a table at most `width` columns wide (when its names fit at all): names are
+    never broken, the details end in an ellipsis, and the least needed columns go first."""
+    head = [_SHORT_HEAD.get(h, h) for h in summary.head]
+    widest = [max([len(h), *(len(r[i]) for r in summary.rows)]) for i, h in enumerate(head)]
+    narrowest = [min(w, _SHRINKABLE.get(h, w)) for w, h in zip(widest, summary.head, strict=True)]
+    keep = list(range(len(head)))
+
+    def needs(widths: list[int]) -> int:  # each column is padded by 1 a side, plus borders
+        return sum(widths[i] + 3 for i in keep) + 1
+
+    for name in _DROPPABLE:
+        if needs(narrowest) <= width:
+            break
+        if name in summary.head:
+            keep.remove(summary.head.index(name))
+    widths, slack = list(narrowest), width - needs(narrowest)
+    for i in reversed(keep):  # what is left goes to the shortened columns, the last first
+        grow = max(0, min(slack, widest[i] - widths[i]))
+        widths[i], slack = widths[i] + grow, slack - grow
+    table = Table(title=summary.title, title_justify="left")
+    for i in keep:
+        table.add_column(head[i], width=widths[i], no_wrap=True, overflow="ellipsis")
+    for row in summary.rows:
+        table.add_row(*(row[i] for i in keep))
+    return table
 
 
 @app.command()
 def ffn(
     model: ModelArg,
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Output folder (default: runs/NAME-ffn).")
+        Path | None,
+        typer.Option("--out", "-o", metavar="DIR", help="Output folder (default: runs/NAME-ffn)."),
     ] = None,
     layers: Annotated[
         str | None,
-        typer.Option("--layers", help="Figure layers, e.g. 0,3,5 (default: first, middle, last)."),
+        typer.Option(
+            "--layers",
+            metavar="LAYERS",
+            help="Figure layers, e.g. 0,3,5 (default: first, middle, last).",
+        ),
     ] = None,
 ) -> None:
     """FFN neuron geometry only: norms, bias, input-output alignment, column similarity."""
@@ -276,17 +339,30 @@ def ffn(
 def banding(
     model: ModelArg,
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Output folder (default: runs/NAME-banding).")
+        Path | None,
+        typer.Option(
+            "--out", "-o", metavar="DIR", help="Output folder (default: runs/NAME-banding)."
+        ),
     ] = None,
     match: Annotated[
-        str | None, typer.Option("--match", help="Only conv tensors whose name matches this regex.")
+        str | None,
+        typer.Option(
+            "--match", metavar="REGEX", help="Only conv tensors whose name matches this regex."
+        ),
     ] = None,
     neurons: Annotated[
-        int, typer.Option("--neurons", help="Neurons per layer in the side-by-side figure.")
+        int,
+        typer.Option(
+            "--neurons", metavar="N", help="Neurons per layer in the side-by-side figure."
+        ),
     ] = 25,
     settings: Annotated[
         list[str] | None,
-        typer.Option("--set", help="Change a banding setting: field=value (e.g. min_score=0.1)."),
+        typer.Option(
+            "--set",
+            metavar="KEY=VALUE",
+            help="Change a banding setting: field=value (e.g. min_score=0.1).",
+        ),
     ] = None,
 ) -> None:
     """Weight banding: each conv layer's NMF picture and banding score, layers side by side."""
@@ -330,14 +406,21 @@ def _cell(value: object) -> str:
 @app.command()
 def track(
     checkpoints: Annotated[
-        list[str], typer.Argument(help="Checkpoint files, folders (a series) or globs.")
+        list[str],
+        typer.Argument(metavar="CKPT", help="Checkpoint files, folders (a series) or globs."),
     ],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Run directory.")],
+    out: Annotated[Path, typer.Option("--out", "-o", metavar="DIR", help="Run directory.")],
     steps: Annotated[
-        str | None, typer.Option("--steps", help="Steps in checkpoint order, e.g. 0,100,1000.")
+        str | None,
+        typer.Option(
+            "--steps", metavar="STEPS", help="Steps in checkpoint order, e.g. 0,100,1000."
+        ),
     ] = None,
     metrics: Annotated[
-        Path | None, typer.Option("--metrics", help="CSV/Parquet of the run's curves (step, ...).")
+        Path | None,
+        typer.Option(
+            "--metrics", metavar="FILE", help="CSV/Parquet of the run's curves (step, ...)."
+        ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress.")] = False,
     executor: ExecutorOption = "local",
@@ -360,20 +443,26 @@ def track(
 
 
 SetOption = Annotated[
-    list[str] | None, typer.Option("--set", help="Change a config field: key=value.")
+    list[str] | None,
+    typer.Option("--set", metavar="KEY=VALUE", help="Change a config field: key=value."),
 ]
-SeedOption = Annotated[int | None, typer.Option("--seed", help="Random seed.")]
+SeedOption = Annotated[int | None, typer.Option("--seed", metavar="N", help="Random seed.")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress.")]
-OutOption = Annotated[Path, typer.Option("--out", "-o", help="Run directory.")]
+OutOption = Annotated[Path, typer.Option("--out", "-o", metavar="DIR", help="Run directory.")]
 
 
 @app.command()
 def experiment(
     name: Annotated[
-        str, typer.Argument(help="grokking, weight-decay, memorization, lmc, lottery or banding.")
+        str,
+        typer.Argument(
+            metavar="NAME", help="grokking, weight-decay, memorization, lmc, lottery or banding."
+        ),
     ],
     out: OutOption,
-    preset: Annotated[str, typer.Option("--preset", help="quick (minutes) or full.")] = "quick",
+    preset: Annotated[
+        str, typer.Option("--preset", metavar="PRESET", help="quick (minutes) or full.")
+    ] = "quick",
     settings: SetOption = None,
     seed: SeedOption = None,
     quiet: QuietOption = False,
@@ -392,12 +481,15 @@ def lab(
     name: Annotated[
         str,
         typer.Argument(
+            metavar="NAME",
             help="superposition, privileged, double-descent, mlp-double-descent, unembedding "
-            "or reconstruction."
+            "or reconstruction.",
         ),
     ],
     out: OutOption,
-    preset: Annotated[str, typer.Option("--preset", help="quick (seconds) or paper.")] = "quick",
+    preset: Annotated[
+        str, typer.Option("--preset", metavar="PRESET", help="quick (seconds) or paper.")
+    ] = "quick",
     settings: SetOption = None,
     seed: SeedOption = None,
     quiet: QuietOption = False,
@@ -425,19 +517,27 @@ def _print_claims(path: Path) -> None:
 @app.command()
 def view(
     target: Annotated[
-        str, typer.Argument(help="A scan's run directory (with its findings) or any MODEL.")
+        str,
+        typer.Argument(
+            metavar="TARGET", help="A scan's run directory (with its findings) or any MODEL."
+        ),
     ],
     compare: Annotated[
         str | None,
         typer.Option(
-            "--compare", help="A second MODEL (or run): same tensors side by side, A - B."
+            "--compare",
+            metavar="OTHER",
+            help="A second MODEL (or run): same tensors side by side, A - B.",
         ),
     ] = None,
-    port: Annotated[int, typer.Option("--port", help="Port to listen on (0: a free one).")] = 8765,
+    port: Annotated[
+        int, typer.Option("--port", metavar="PORT", help="Port to listen on (0: a free one).")
+    ] = 8765,
     host: Annotated[
         str,
         typer.Option(
             "--host",
+            metavar="HOST",
             help="Interface to listen on; anything but loopback is reachable "
             "by other machines and prints a warning.",
         ),
@@ -466,7 +566,9 @@ def view(
 def report(
     run_dir: Annotated[
         Path,
-        typer.Argument(help="A run directory of scan, ffn, banding, track, experiment or lab."),
+        typer.Argument(
+            metavar="DIR", help="A run directory of scan, ffn, banding, track, experiment or lab."
+        ),
     ],
 ) -> None:
     """Rebuild a run directory's index.html from its tables, manifest and images."""

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from striate.display import Shown
 
 
-@dataclass
+@dataclass(repr=False)
 class Run:
     """What `striate.scan` returns; `Run.load(dir)` reads a run directory back.
 
@@ -73,6 +73,34 @@ class Run:
                 self.manifest.get("settings", {}).get("images", {}).get("max_pixels", 1024)
             )
         return show(name, model=source, findings=self.findings, max_pixels=max_pixels)
+
+    def __repr__(self) -> str:
+        m = self.manifest
+        where = "in memory" if self.path is None else str(self.path)
+        return (
+            f"<striate.Run of {m.get('source', '?')} ({m.get('family', '?')}): "
+            f"{len(self.tensors)} tensors, {len(self.findings)} findings, "
+            f"{len(self.failed)} failed, {m.get('seconds', '?')} s; {where}>"
+        )
+
+    def __str__(self) -> str:
+        """The repr, then the strongest finding groups and residual dimensions, a line each:
+        what `print(run)` shows in a terminal."""
+        from striate.display import findings_summary
+
+        lines = [repr(self)]
+        for table in findings_summary(self, top=5):
+            lines.append(f"{table.title.split(' (')[0]} (top {len(table.rows)} of {table.total}):")
+            for row in table.rows:
+                c = dict(zip(table.head, row, strict=True))
+                if table.name == "groups":
+                    lines.append(
+                        f"  {c['group']}: {c['findings']}; significance {c['significance']}"
+                    )
+                else:
+                    lines.append(f"  dim {c['dim']} {c['direction']}: significance "
+                                 f"{c['significance']}, pooled z {c['pooled z']}")  # fmt: skip
+        return "\n".join(lines)
 
     def _repr_html_(self) -> str:
         from striate.display import run_html

@@ -29,21 +29,49 @@ def open_checkpoint(target: str | Path) -> Checkpoint:
         return _open_folder(path)
     if path.is_file():
         return _open_file(path)
-    if _looks_like_hub_id(text):
+    if looks_like_hub_id(text):
         from striate.checkpoint.hf_cache import resolve_hub_id
 
         return _open_folder(resolve_hub_id(text))
-    raise StriateError(
-        "no such file or folder",
-        path=path,
-        hint="give a checkpoint file, a model folder, `sample:NAME` (see `striate samples`) "
-        "or a Hugging Face id like org/name",
+    raise StriateError("no such file or folder", path=path, hint=_nearest(path))
+
+
+def looks_like_hub_id(text: str) -> bool:
+    """Whether `text` can only be a Hugging Face id `org/name`: two non-empty parts, not a
+    relative or home path, no weight-file suffix, and no local folder named like its `org`
+    (then it is a mistyped path, e.g. `runs/minlm`)."""
+    parts = text.split("/")
+    return (
+        len(parts) == 2
+        and all(parts)
+        and not text.startswith((".", "~"))
+        and Path(parts[1]).suffix.lower() not in {x for c in reader_classes() for x in c.suffixes}
+        and not Path(parts[0]).exists()
     )
 
 
-def _looks_like_hub_id(text: str) -> bool:
-    parts = text.split("/")
-    return len(parts) == 2 and all(parts) and not text.startswith((".", "~"))
+def _nearest(path: Path) -> str:
+    """What to do about a path that does not exist: its deepest existing parent, and the
+    entries there whose names are closest to the missing one."""
+    import difflib
+
+    parent = path.absolute().parent
+    while not parent.is_dir():
+        parent = parent.parent
+    missing = path.absolute().relative_to(parent).parts[0]
+    try:
+        names = sorted(p.name for p in parent.iterdir() if not p.name.startswith("."))
+    except OSError:
+        names = []
+    close = difflib.get_close_matches(missing, names, n=3, cutoff=0.6)
+    here = Path.cwd()
+    shown = parent.relative_to(here) if parent.is_relative_to(here) else parent
+    if close:
+        return f"{shown}/ has no {missing!r}; did you mean {', '.join(map(repr, close))}?"
+    return (
+        f"{shown}/ exists but has no {missing!r}; give a checkpoint file, a model folder, "
+        "`sample:NAME` (see `striate samples`) or a Hugging Face id like org/name"
+    )
 
 
 def _open_file(path: Path) -> Checkpoint:
