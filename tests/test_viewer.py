@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import planted
 import pytest
 import torch
@@ -21,6 +22,7 @@ import striate
 from striate.errors import StriateError
 from striate.render.downsample import block_extreme
 from striate.render.view import view_of
+from striate.run import Run
 from striate.scan import ImagesConfig, ScanConfig
 from striate.viewer import ViewerServer, is_loopback, open_viewer
 from striate.viewer.specimen import TILE, Specimen, levels, pyramid
@@ -105,6 +107,37 @@ def test_finding_is_placed_on_the_picture(client: TestClient) -> None:
     assert [(f["row"], f["col"], f["value"]) for f in hot] == [(1234.0, 567.0, 7.5)]
     every = client.get("/api/findings").json()
     assert any(f["tensor"] == "big.weight" and f["index"] == list(HOT) for f in every)
+
+
+def test_the_model_names_its_strongest_finding(client: TestClient, models: dict[str, Path]) -> None:
+    strongest = client.get("/api/model").json()["strongest"]
+    stored = Run.load(models["run"]).findings
+    assert strongest["significance"] == pytest.approx(stored["significance"].max(), rel=1e-12)
+    assert (strongest["kind"], strongest["tensor"]) == ("banding", "conv.weight")  # not the hotspot
+    bare = TestClient(open_viewer(models["a"]), base_url="http://127.0.0.1")
+    assert bare.get("/api/model").json()["strongest"] is None  # no run: the page opens as before
+
+
+def test_strongest_is_by_significance_then_score_in_a_tensor_the_model_has(
+    models: dict[str, Path],
+) -> None:
+    spec = Specimen(models["run"])
+    assert spec.run is not None
+    stored = spec.run.findings
+    spec.run.findings = stored.iloc[::-1].reset_index(drop=True)  # weakest first
+    first = spec.strongest_finding()
+    assert first is not None and first["tensor"] == "conv.weight"
+    banding, hot = stored.iloc[0].copy(), stored.iloc[1].copy()
+    banding["tensor"] = "gone.weight"  # the strongest, of a tensor the model does not have
+    banding["significance"] = 1e6
+    tied = [hot.copy(), hot.copy()]
+    for row, score, index in zip(tied, (1.0, 2.0), ([5, 6], [7, 8]), strict=True):
+        row["significance"], row["score"], row["index"] = 10_000.0, score, index
+    spec.run.findings = pd.DataFrame([banding, tied[0], hot, tied[1]]).reset_index(drop=True)
+    best = spec.strongest_finding()
+    assert best is not None
+    assert (best["tensor"], best["index"]) == ("big.weight", [7, 8])  # the higher score of the tie
+    assert (best["row"], best["col"]) == (7.0, 8.0)
 
 
 def test_conv_kernels_are_laid_out_as_tiles(client: TestClient) -> None:

@@ -8,7 +8,8 @@ nothing else, and only Host headers naming this machine are answered (no DNS reb
 
     GET /                        the page
     GET /static/{viewer.js|viewer.css}
-    GET /api/model               sources, tensors (name, shape, dtype, role, layer, n_findings)
+    GET /api/model               sources, tensors (name, shape, dtype, role, layer, n_findings),
+                                 the strongest finding (the page opens on it; null without a run)
     GET /api/tensor?name=&src=   picture facts: size, zoom levels, colour limit, statistics,
                                  axis layout, findings placed on the picture
     GET /api/tile?name=&src=&level=&ty=&tx=   float32 little-endian cells, shape in X-Tile-Shape
@@ -144,6 +145,7 @@ def create_app(a: Specimen, b: Specimen | None = None, *, hosts: list[str] | Non
                 "scanned": a.run is not None,
                 "family": a.anatomy.family,
                 "tensors": a.tensor_list(),
+                "strongest": a.strongest_finding(),
             }
         )
 

@@ -184,6 +184,24 @@ class Specimen:
             return []
         return [finding_record(row, view) for _, row in f[f["tensor"] == name].iterrows()]
 
+    def strongest_finding(self) -> dict[str, Any] | None:
+        """The finding the viewer opens on: the most significant, then the highest score, of the
+        tensors the model has; None without findings.
+
+        findings.parquet is stored in this order already; ranking again keeps the promise for a
+        table written any other way (a stable sort changes nothing in a ranked one).
+        """
+        f = self.findings
+        keys = [k for k in ("significance", "score") if k in f.columns]
+        if f.empty or not keys:
+            return None
+        ranked = f.sort_values(keys, ascending=False, kind="stable", na_position="last")
+        for _, row in ranked.iterrows():
+            name = str(row["tensor"])
+            if name in self.entries:
+                return finding_record(row, self.view(name))
+        return None
+
     def all_findings(self) -> list[dict[str, Any]]:
         out = []
         for _, row in self.findings.iterrows():
@@ -297,6 +315,7 @@ def finding_record(row: pd.Series, view: TensorView | None) -> dict[str, Any]:
             place[side] = pos if isinstance(pos, float) else None
     return {
         "kind": str(row["kind"]), "tensor": str(row["tensor"]), "index": index,
+        "significance": jsonable(row.get("significance")),
         "score": jsonable(row["score"]), "value": jsonable(row.get("value")),
         "residual_dim": jsonable(row.get("residual_dim")), "detail": str(row.get("detail", "")),
         "layer": jsonable(row.get("layer")), "role": str(row.get("role", "")), **place,

@@ -1,24 +1,40 @@
 // striate view: zoom and pan any tensor down to single weights; tiles come from /api/tile.
 // Every name from the model is put into the page as text (textContent), never as markup.
+// It opens on the run's strongest finding unless the address names a tensor (#t=NAME).
 "use strict";
 (() => {
   const $ = (id) => document.getElementById(id);
   const MAX_SCALE = 64; // screen pixels per weight at the closest zoom
   const MAX_TILES = 600; // tiles kept in the page
   const GRID_SCALE = 12; // from this many pixels per weight, cells get grid lines
+  const FOCUS_SCALE = 16; // screen pixels per weight when a finding's cell is shown
+  const TICK_FONT = "10px ui-monospace, monospace"; // .ruler's font in viewer.css
+  const ROW_TICK_GAP = 24; // screen pixels at least between row labels (10 px tall)
+  const BAR_WIDTH = 128; // cells of the colour bar, -vmax to +vmax
   const SOURCES = { a: ["a"], b: ["b"], side: ["a", "b"], diff: ["diff"], all: ["a", "b", "diff"] };
   const LABELS = { a: "A", b: "B", diff: "A − B" };
 
   const S = {
     model: null, name: null, meta: {}, errors: {}, mode: "a", panes: [],
     scale: 1, minScale: 1, ox: 0, oy: 0, tiles: new Map(), pending: new Set(),
-    findings: [], dims: [], mark: null, drag: null, hovered: null, frame: 0,
+    findings: [], dims: [], mark: null, drag: null, hovered: null, frame: 0, resizes: null,
   };
 
   function el(tag, text, cls) {
     const e = document.createElement(tag);
     if (text !== undefined && text !== null) e.textContent = String(text);
     if (cls) e.className = cls;
+    return e;
+  }
+
+  // A name that wraps only after ".", "_" or "/": each piece is an unbreakable span of text
+  // (white-space: nowrap) with a <wbr> after it, so "model.layers.10.mlp" never splits "layers".
+  function nameEl(name) {
+    const e = el("span", null, "name");
+    for (const piece of String(name).match(/[^._/]*(?:[._/]+|$)/g)) {
+      if (piece) e.append(el("span", piece, "tok"), document.createElement("wbr"));
+    }
+    e.lastChild?.remove();
     return e;
   }
 
@@ -71,6 +87,27 @@
     return canvas;
   }
 
+  // The colour bar is painted by paint() itself, so it is the canvas's scale by construction.
+  function colorBar() {
+    const box = el("div", null, "cbar");
+    const ramp = Float32Array.from({ length: BAR_WIDTH }, (_, i) => (2 * i) / (BAR_WIDTH - 1) - 1);
+    const bar = paint(ramp, 1, BAR_WIDTH, 1);
+    bar.className = "bar";
+    const lo = el("span", "", "lo"), zero = el("span", "0", "zero"), hi = el("span", "", "hi");
+    box.append(bar, lo, zero, hi, el("span", "NaN/Inf", "nonfinite"));
+    box.classList.add("off"); // until the tensor's limit is in; it keeps its room meanwhile
+    return { box, lo, hi };
+  }
+
+  function labelBar(p, m) {
+    p.bar.box.classList.toggle("off", !m);
+    if (!m) return;
+    const L = level(m), v = m.vmax[L];
+    p.bar.lo.textContent = fmt(-v);
+    p.bar.hi.textContent = fmt(v);
+    p.bar.box.title = `red positive, blue negative, white 0; ${m.scale[L]}; beyond ±${fmt(v)} the end colours`;
+  }
+
   // ---- geometry ---------------------------------------------------------------------------------
   function meta0() { return S.meta[S.panes.length ? S.panes[0].src : "a"]; }
 
@@ -97,6 +134,7 @@
   function fit() {
     const m = meta0();
     if (!m || !S.panes.length) return;
+    sizeCanvases(); // the layout may have changed since the last resize was seen
     const { w, h } = canvasSize(S.panes[0]);
     S.scale = Math.min(w / m.width, h / m.height, MAX_SCALE);
     S.minScale = Math.min(S.scale, 1) / 4;
@@ -106,6 +144,7 @@
   }
 
   function centerOn(r, c, scale) {
+    sizeCanvases();
     const { w, h } = canvasSize(S.panes[0]);
     S.scale = Math.max(S.minScale, Math.min(MAX_SCALE, scale));
     S.ox = c - w / S.scale / 2;
@@ -119,6 +158,65 @@
     S.ox = c - x / S.scale;
     S.oy = r - y / S.scale;
     draw();
+  }
+
+  // ---- rulers: tick labels in storage coordinates -------------------------------------------------
+  function niceStep(units) {
+    // the smallest of 1, 2, 5 × 10^k that is at least `units`, and at least 1
+    if (units <= 1) return 1;
+    const p = 10 ** Math.floor(Math.log10(units));
+    return [1, 2, 5, 10].map((k) => k * p).find((s) => s >= units - 1e-9);
+  }
+
+  function ticks(axis, offset, length, gap) {
+    // Ticks along one display axis ({axes, sizes}: stored axes, outermost first) seen from display
+    // cell `offset` over `length` screen pixels -> [{px, label}]. Labels are stored indices: the
+    // outermost axis at a nice step, and, once one of its indices is wide enough, the inner ones
+    // too ("5,2": out channel 5, kernel row 2). gap(j): pixels a label of depth j needs.
+    const n = axis.sizes.length;
+    if (!n) return [];
+    const unit = axis.sizes.map((_, j) => axis.sizes.slice(j + 1).reduce((a, b) => a * b, 1));
+    let j = 0;
+    const step = niceStep(gap(0) / (unit[0] * S.scale));
+    while (step === 1 && j + 1 < n && unit[j + 1] * S.scale >= gap(j + 1)) j++;
+    const stride = unit[j] * step, end = axis.sizes[0] * unit[0], half = unit[j] / 2;
+    const out = [];
+    let p = Math.max(0, Math.ceil((offset - half) / stride)) * stride;
+    for (; p < end && (p + half - offset) * S.scale <= length; p += stride) {
+      const label = unit.slice(0, j + 1).map((u, i) => Math.floor(p / u) % axis.sizes[i]).join(",");
+      out.push({ px: (p + half - offset) * S.scale, label });
+    }
+    return out;
+  }
+
+  let charWidth = 0;
+  function colGap(axis) {
+    if (!charWidth) {
+      const ctx = document.createElement("canvas").getContext("2d");
+      ctx.font = TICK_FONT;
+      charWidth = ctx.measureText("0").width;
+    }
+    // the widest label of depth j, "63,2" say, and room on both sides
+    return (j) => {
+      const chars = axis.sizes.slice(0, j + 1).reduce((a, s) => a + String(s - 1).length, j);
+      return chars * charWidth + 12;
+    };
+  }
+
+  function drawRulers(p, m) {
+    const put = (ruler, list, side, half, length) => {
+      // a label may stick out into the empty corner before its ruler, not past its far end
+      const whole = list.filter((t) => t.px <= length - half(t.label));
+      ruler.replaceChildren(...whole.map((t) => {
+        const s = el("span", t.label);
+        s.style[side] = `${t.px}px`; // CSSOM, which the CSP allows (no style attribute)
+        return s;
+      }));
+    };
+    if (!m) { p.top.replaceChildren(); p.left.replaceChildren(); return; }
+    const { w, h } = canvasSize(p);
+    put(p.top, ticks(m.cols, S.ox, w, colGap(m.cols)), "left", (label) => label.length * charWidth / 2, w);
+    put(p.left, ticks(m.rows, S.oy, h, () => ROW_TICK_GAP), "top", () => 5, h);
   }
 
   // ---- tiles --------------------------------------------------------------------------------------
@@ -187,6 +285,8 @@
     ctx.imageSmoothingEnabled = false;
     ctx.clearRect(0, 0, W, H);
     const m = S.meta[p.src];
+    drawRulers(p, m);
+    labelBar(p, m);
     if (!m) return;
     const x0 = -S.ox * S.scale, y0 = -S.oy * S.scale;
     ctx.save();
@@ -332,8 +432,9 @@
     const words = axis === "row" ? "row" : "column";
     const finite = d.values.filter((v) => v !== null);
     const lo = Math.min(0, ...finite), hi = Math.max(0, ...finite);
-    $("curve-title").textContent = `${LABELS[src]} ${words} ${i} of ${S.name}: ${d.values.length} points` +
-      (d.step > 1 ? ` (each the largest |w| of ${d.step})` : "") + ` · min ${fmt(lo)} · max ${fmt(hi)}`;
+    $("curve-title").replaceChildren(`${LABELS[src]} ${words} ${i} of `, nameEl(S.name),
+      `: ${d.values.length} points` + (d.step > 1 ? ` (each the largest |w| of ${d.step})` : "") +
+      ` · min ${fmt(lo)} · max ${fmt(hi)}`);
     const cv = $("curve");
     cv.width = cv.clientWidth || 900;
     const ctx = cv.getContext("2d"), W = cv.width, H = cv.height, pad = 6;
@@ -357,21 +458,36 @@
     box.replaceChildren();
     S.panes = SOURCES[S.mode].map((src) => {
       const div = el("div", null, "pane");
+      const head = el("div", null, "head");
       const label = el("div", "", "label");
+      const bar = colorBar();
+      head.append(label, bar.box);
+      const plot = el("div", null, "plot");
+      const top = el("div", null, "ruler cols"), left = el("div", null, "ruler rows");
+      const area = el("div", null, "area");
       const canvas = el("canvas");
-      div.append(label, canvas);
+      area.append(canvas);
+      plot.append(el("div", null, "corner"), top, left, area);
+      div.append(head, plot);
       box.append(div);
-      const p = { src, canvas, label, div };
+      const p = { src, canvas, label, div, bar, top, left };
       bindCanvas(p);
       return p;
     });
     sizeCanvases();
+    // a pane changes size with the window, the hover box and the curve under it
+    S.resizes?.disconnect();
+    S.resizes = new ResizeObserver(() => { sizeCanvases(); draw(); });
+    for (const p of S.panes) S.resizes.observe(p.canvas.parentElement);
   }
 
   function sizeCanvases() {
+    // one canvas pixel per CSS pixel of its box; the top left corner of the view stays put, so
+    // the cell under the mouse stays there when the hover box below takes its room
     for (const p of S.panes) {
-      p.canvas.width = Math.max(50, p.canvas.clientWidth);
-      p.canvas.height = Math.max(50, p.canvas.clientHeight);
+      const w = Math.max(50, p.canvas.clientWidth), h = Math.max(50, p.canvas.clientHeight);
+      if (p.canvas.width !== w) p.canvas.width = w;
+      if (p.canvas.height !== h) p.canvas.height = h;
     }
   }
 
@@ -399,7 +515,7 @@
 
   async function selectTensor(name, keepView) {
     S.name = name; S.meta = {}; S.errors = {}; S.tiles.clear(); S.mark = null;
-    $("tname").textContent = name;
+    $("tname").replaceChildren(nameEl(name));
     $("tfacts").textContent = "loading…";
     status(`reading ${name}…`);
     for (const li of $("tensors").children) li.classList.toggle("on", li.dataset.name === name);
@@ -425,9 +541,9 @@
     ul.replaceChildren();
     for (const t of S.model.tensors) {
       if (q && !t.name.toLowerCase().includes(q) && !t.role.includes(q)) continue;
-      const li = el("li", t.name);
+      const li = el("li");
       li.dataset.name = t.name;
-      li.append(el("span", `${t.shape.join("×")} ${t.role}`, "facts"));
+      li.append(nameEl(t.name), document.createElement("wbr"), el("span", `${t.shape.join("×")} ${t.role}`, "facts"));
       if (t.n_findings) li.append(el("span", t.n_findings, "badge"));
       if (t.name === S.name) li.classList.add("on");
       li.addEventListener("click", () => selectTensor(t.name));
@@ -444,7 +560,9 @@
     body.replaceChildren();
     for (const f of rows.slice(0, 500)) {
       const tr = el("tr");
-      tr.append(el("td", f.kind), el("td", f.tensor, "tensor"),
+      const cell = el("td", null, "tensor");
+      cell.append(nameEl(f.tensor));
+      tr.append(el("td", f.kind), cell,
         el("td", "[" + f.index.map((i) => (i === null ? ":" : i)).join(", ") + "]"), el("td", fmt(f.score)));
       tr.title = f.detail;
       tr.addEventListener("click", () => jump(f));
@@ -468,12 +586,17 @@
 
   async function jump(f) {
     if (f.tensor !== S.name) await selectTensor(f.tensor);
+    if (f.tensor === S.name) showFinding(f); // unless another tensor was picked meanwhile
+  }
+
+  function showFinding(f) {
+    // mark finding f of the open tensor and zoom onto it: a cell, a row, a column or the whole
     const m = meta0();
     if (!m) return;
     const { w, h } = canvasSize(S.panes[0]);
     if (f.row !== null && f.col !== null) {
       S.mark = { rows: [Math.floor(f.row), Math.floor(f.row) + 1], cols: [Math.floor(f.col), Math.floor(f.col) + 1] };
-      centerOn(f.row + 0.5, f.col + 0.5, 16);
+      centerOn(f.row + 0.5, f.col + 0.5, FOCUS_SCALE);
     } else if (f.row !== null) {
       S.mark = { rows: [Math.floor(f.row), Math.floor(f.row) + 1] };
       centerOn(f.row + 0.5, m.width / 2, Math.max(S.scale, Math.min(w / m.width, 8)));
@@ -512,17 +635,33 @@
     try {
       S.model = await getJSON("/api/model");
     } catch (err) { status(err.message, true); return; }
-    $("source").textContent = S.model.b ? `A: ${S.model.a} · B: ${S.model.b}` : S.model.a;
+    $("source").replaceChildren(...(S.model.b ? ["A: ", nameEl(S.model.a), " · B: ", nameEl(S.model.b)] : [nameEl(S.model.a)]));
     $("mode-box").hidden = !S.model.b;
     renderTensors();
     buildPanes();
-    const [findings, dims] = await Promise.all([getJSON("/api/findings"), getJSON("/api/residual")]);
+    const lists = Promise.all([getJSON("/api/findings"), getJSON("/api/residual")]);
+    await openFirst();
+    const [findings, dims] = await lists;
     S.findings = findings; S.dims = dims;
     for (const k of [...new Set(findings.map((f) => f.kind))].sort()) $("kind").append(el("option", k));
     renderDims();
+    if (!$("tab-findings").hidden) renderFindings();
+  }
+
+  async function openFirst() {
+    // the tensor the address names, else the strongest finding (zoomed onto), else the first
+    // matrix; nothing if a tensor was picked while the model loaded
+    const tensors = S.model.tensors, strongest = S.model.strongest;
     const wanted = new URLSearchParams(location.hash.slice(1)).get("t");
-    const first = S.model.tensors.find((t) => t.name === wanted) || S.model.tensors.find((t) => t.shape.length >= 2) || S.model.tensors[0];
-    if (first) await selectTensor(first.name);
+    const linked = tensors.find((t) => t.name === wanted);
+    const first = linked || (strongest && tensors.find((t) => t.name === strongest.tensor)) ||
+      tensors.find((t) => t.shape.length >= 2) || tensors[0];
+    if (!first || S.name !== null) return;
+    await selectTensor(first.name);
+    if (linked || !strongest || S.name !== strongest.tensor) return;
+    status(`opened on the strongest finding: ${strongest.kind}, index [` +
+      strongest.index.map((i) => (i === null ? ":" : i)).join(", ") + `], significance ${fmt(strongest.significance)}`);
+    showFinding(strongest);
   }
 
   $("filter").addEventListener("input", renderTensors);
@@ -539,7 +678,6 @@
     labelPanes();
     draw();
   });
-  window.addEventListener("resize", () => { sizeCanvases(); draw(); });
 
   // for tests and the console: where display cell (r, c) is on the page
   window.striate = {
