@@ -42,7 +42,7 @@ def test_the_manifest_has_the_common_fields_first_and_refuses_unknown_kinds() ->
         Manifest("diff")
     with pytest.raises(ValueError, match=r"repeats common manifest fields: \['source'\]"):
         Manifest("scan", extra={"source": "x"}).as_dict()
-    assert KINDS == ("scan", "ffn", "banding", "track", "experiment", "lab")
+    assert KINDS == ("scan", "spectra", "ffn", "banding", "track", "experiment", "lab")
 
 
 def _report(run_dir: Path) -> str:
@@ -105,3 +105,28 @@ def test_banding_run_opens_with_striate_report(tmp_path: Path) -> None:
     html = _report(out)
     assert "<h1>striate banding: " in html and 'src="banding.png"' in html
     assert html.count("<td>features.") == 2
+
+
+def test_spectra_alone_are_the_scans_spectra_and_open_with_striate_report(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from striate.analyses.spectrum import SPECTRUM_KEYS
+    from striate.scan import ImagesConfig, ScanConfig, scan
+    from striate.scan.spectra import run_spectra
+
+    truth = planted.llama(tmp_path / "model")
+    run = scan(truth.path, config=ScanConfig(images=ImagesConfig(enabled=False)))
+    out = tmp_path / "spectra"
+    tensors = run_spectra(truth.path, out)
+    columns = ["name", "spectrum_skipped", *SPECTRUM_KEYS]
+    pd.testing.assert_frame_equal(tensors[columns], run.tensors[columns])
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "spectra.parquet"), run.spectra)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["kind"] == "spectra" and manifest["settings"]["spectrum"]["device"] == "cpu"
+    assert manifest["figures"] == ["images/spectra/depth.png"]
+    assert set(manifest["tensors"]) == set(run.tensors["name"])
+    again = run_spectra(truth.path, out)  # from the cache: the same table
+    pd.testing.assert_frame_equal(again, tensors)
+    html = _report(out)
+    assert "<h1>striate spectra: " in html and 'src="images/spectra/depth.png"' in html
+    assert html.count("<td>model.layers.") >= 14  # every layer matrix has a row

@@ -300,6 +300,57 @@ def summary_table(summary: SummaryTable, width: int) -> Table:
 
 
 @app.command()
+def spectra(
+    model: ModelArg,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", "-o", metavar="DIR", help="Output folder (default: runs/NAME-spectra)."
+        ),
+    ] = None,
+    settings: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            metavar="KEY=VALUE",
+            help="Change a spectrum setting: field=value (e.g. min_size=16).",
+        ),
+    ] = None,
+    device: Annotated[
+        str,
+        typer.Option(
+            "--device",
+            metavar="DEVICE",
+            help="auto (cuda when torch sees a GPU), cpu, cuda, cuda:N.",
+        ),
+    ] = "auto",
+    resume: Annotated[
+        bool, typer.Option("--resume/--no-resume", help="Reuse cached results (the default).")
+    ] = True,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or table.")] = False,
+) -> None:
+    """Spectra only: every matrix's singular values and metrics, as a scan computes them."""
+    from dataclasses import replace
+
+    from striate.analyses.spectrum import SpectrumConfig
+    from striate.config import apply_overrides
+    from striate.scan.spectra import run_spectra
+
+    config = replace(apply_overrides(SpectrumConfig(), settings or []), device=device)
+    out_dir = out or Path("runs") / f"{_run_name(model)}-spectra"
+    table = run_spectra(model, out_dir, config=config, progress=not quiet, resume=resume)
+    if quiet:
+        return
+    done = table[table["spectrum_skipped"].isna()] if "spectrum_skipped" in table else table
+    console.print(
+        f"{len(done)} matrices with a spectrum of {len(table)} tensors; median stable rank "
+        f"{done['stable_rank'].median():.3g}, median alpha {done['alpha'].median():.3g}; "
+        f"report: {(out_dir / 'index.html').resolve()}",
+        highlight=False,
+    )
+
+
+@app.command()
 def ffn(
     model: ModelArg,
     out: Annotated[

@@ -1,4 +1,4 @@
-"""`index.html` of a one-analysis run (`striate ffn`, `striate banding`): facts, figures, table."""
+"""`index.html` of a one-analysis run (`striate spectra`, `ffn`, `banding`): figures and table."""
 
 from __future__ import annotations
 
@@ -12,6 +12,9 @@ from striate.store import atomic_file
 
 #: by kind: (title, the table the page shows, its columns)
 PASSES = {
+    "spectra": ("Spectra of the matrices", "tensors",
+                ["name", "role", "layer", "shape", "spectral_norm", "stable_rank",
+                 "effective_rank", "alpha", "alpha_ks", "n_spikes", "spectrum_skipped"]),
     "ffn": ("FFN neuron geometry by layer", "ffn_layers",
             ["layer", "n_neurons", "in_norm_mean", "out_norm_mean", "bias_mean",
              "alignment_mean", "bimodality", "n_clusters", "in_similarity_mean",
@@ -23,7 +26,7 @@ PASSES = {
 
 
 def render_pass_report(manifest: dict[str, Any], rows: pd.DataFrame) -> str:
-    """The page of an `ffn` or `banding` run; `rows` is its main table."""
+    """The page of a `spectra`, `ffn` or `banding` run; `rows` is its main table."""
     kind = str(manifest.get("kind"))
     heading, name, columns = PASSES[kind]
     title = f"striate {kind}: {manifest.get('source')}"
@@ -49,7 +52,8 @@ def render_pass_report(manifest: dict[str, Any], rows: pd.DataFrame) -> str:
 
 
 def write_pass_report(out_dir: Path, manifest: dict[str, Any]) -> None:
-    """Write `out_dir/index.html` for an `ffn` or `banding` run from its manifest and table."""
+    """Write `out_dir/index.html` for a `spectra`, `ffn` or `banding` run from its manifest and
+    main table."""
     _, name, _ = PASSES[str(manifest.get("kind"))]
     path = out_dir / f"{name}.parquet"
     rows = pd.read_parquet(path) if path.is_file() else pd.DataFrame()

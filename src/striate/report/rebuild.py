@@ -53,7 +53,7 @@ def rebuild_report(run_dir: str | Path) -> Path:
             message = f"cannot read the scan tables: {type(exc).__name__}: {exc}"
             raise StriateError(message.replace("\n", " "), path=folder) from None
         write_report(run)
-    elif kind in ("ffn", "banding"):
+    elif kind in ("spectra", "ffn", "banding"):
         write_pass_report(folder, manifest)
     elif kind == "track":
         names = folder / "trajectories.parquet"

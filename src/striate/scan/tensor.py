@@ -26,6 +26,7 @@ from striate.analyses.norms import find_norm_outliers
 from striate.analyses.periodicity import find_periodic
 from striate.analyses.residual import vector_z
 from striate.analyses.spectrum import (
+    SpectrumConfig,
     as_matrix,
     rank_tolerance,
     singular_values,
@@ -113,22 +114,37 @@ def analyse_tensor(
         finding = bands.banding_finding(banding)
         found += [] if finding is None else [finding]
     result = TensorResult(row, found, banding=banding, residual_z=residual_z)
+    result.singular_values, result.matrix_shape = analyse_spectrum(
+        w, part, config.spectrum, row, clock
+    )
+    return result
+
+
+def analyse_spectrum(
+    w: np.ndarray,
+    part: TensorAnatomy,
+    config: SpectrumConfig,
+    row: dict[str, Any],
+    clock: Clock | None = None,
+) -> tuple[np.ndarray | None, tuple[int, int] | None]:
+    """The singular values of `w` viewed as a matrix (descending) and that matrix's shape, with
+    their metrics put into `row`; (None, None) and `row["spectrum_skipped"]` saying why for a
+    tensor that gets none. `row` holds the tensor's stats (`n_nan`, `n_inf`)."""
     matrix = as_matrix(w, part.layout)
     row["spectrum_skipped"] = "not a matrix" if matrix is None else None
-    if matrix is not None:
-        shape = (int(matrix.shape[0]), int(matrix.shape[1]))
-        row["spectrum_skipped"] = skip_reason(shape, config.spectrum)
-        n_bad = int(row.get("n_nan", 0)) + int(row.get("n_inf", 0))
-        if row["spectrum_skipped"] is None and n_bad:
-            row["spectrum_skipped"] = f"{n_bad} non-finite values (see the nonfinite finding)"
-        if row["spectrum_skipped"] is None:
-            with clock("spectrum"):
-                result.singular_values = singular_values(
-                    matrix, config.spectrum.torch_device(), rank_tolerance(shape, config.spectrum)
-                )
-                result.matrix_shape = shape
-                row |= spectrum_metrics(result.singular_values, shape, config.spectrum)
-    return result
+    if matrix is None:
+        return None, None
+    shape = (int(matrix.shape[0]), int(matrix.shape[1]))
+    row["spectrum_skipped"] = skip_reason(shape, config)
+    n_bad = int(row.get("n_nan", 0)) + int(row.get("n_inf", 0))
+    if row["spectrum_skipped"] is None and n_bad:
+        row["spectrum_skipped"] = f"{n_bad} non-finite values (see the nonfinite finding)"
+    if row["spectrum_skipped"] is not None:
+        return None, None
+    with (clock or Clock(None))("spectrum"):
+        s = singular_values(matrix, config.torch_device(), rank_tolerance(shape, config))
+        row |= spectrum_metrics(s, shape, config)
+    return s, shape
 
 
 def _banding(
