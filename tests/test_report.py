@@ -1,7 +1,9 @@
-"""The HTML report: sections, findings data, escaping, no network, failures, rebuilds, curves."""
+"""The HTML report: sections, the first screen, findings data, escaping, no network, failures,
+rebuilds, curves, and the figures it shows (legends, labels)."""
 
 from __future__ import annotations
 
+import html as html_text
 import json
 import re
 import shutil
@@ -15,18 +17,24 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from striate.display import findings_summary
 from striate.errors import StriateError
+from striate.render import describe_figure, spectrum_figures
+from striate.render.png import build_figure
+from striate.render.style import style
 from striate.report import rebuild_report, scan_figures
 from striate.report.curves import anomalies, metric_series, robust_z
-from striate.report.scan_html import render_scan_report
+from striate.report.scan_html import render_scan_report, strongest_tensor
 from striate.run import Run
 from striate.scan import scan
 
+HOT = planted.HOT_DIM
 XSS = "<img src=x onerror=alert(1)>"
 BREAKOUT = "evil</script><script>alert(2)</script><!--.weight"  # carries a planted row line
 BREAKOUT_ROW = 3
-SECTIONS = ["glance", "findings", "residual", "norm-links", "curves", "gallery", "ffn", "spectra",
-            "banding"]  # fmt: skip
+# the first screen (facts; groups beside residual dims and curves), then everything in full
+SECTIONS = ["glance", "top-groups", "top-residual", "top-curves", "findings", "residual",
+            "norm-links", "curves", "gallery", "ffn", "spectra", "banding"]  # fmt: skip
 
 
 def build_scan(folder: Path) -> tuple[Path, planted.Planted]:
@@ -157,9 +165,74 @@ def test_failed_tensors_are_listed_escaped(run_copy: Path) -> None:
     manifest["tensors"]["wte.weight"] = {"status": "failed", "error": "bad <bytes> here"}
     (run_copy / "manifest.json").write_text(json.dumps(manifest))
     html = rebuild_report(run_copy).read_text()
-    glance = html[: html.index('<section id="findings">')]
-    assert '<tr><th>failed tensors</th><td class="num">1</td></tr>' in glance
+    glance = html[: html.index('<section id="top-groups">')]
+    assert "<div><dt>failed tensors</dt><dd>1</dd></div>" in glance
     assert "<code>wte.weight</code></a>: bad &lt;bytes&gt; here</li>" in glance
+
+
+def test_first_screen_shows_the_strongest_groups_with_their_images(
+    scanned: tuple[Path, planted.Planted],
+) -> None:
+    run_dir, truth = scanned
+    html = (run_dir / "index.html").read_text()
+    run = Run.load(run_dir)
+    first = html[html.index('<section id="top-groups">') : html.index('<section id="findings">')]
+    (groups,) = [t for t in findings_summary(run, top=8) if t.name == "groups"]
+    rows = re.findall(r"<tr><td>(.*?)</tr>", first.split('id="top-residual"')[0])
+    assert len(rows) == len(groups.rows) == min(8, groups.total) > 1
+    names = sorted(run.tensors["name"], key=len, reverse=True)
+    for row, cells in zip(rows, groups.rows, strict=True):
+        tensor = strongest_tensor(cells[-1], names)  # "tensor: detail"
+        assert tensor is not None and cells[-1].startswith(f"{tensor}: ")
+        position = run.tensors.index[run.tensors["name"] == tensor][0]
+        image = run.tensors.loc[position, "image"]
+        assert f'<a href="#t-{position}"><img class="thumb" src="{image}"' in row
+        assert html_text.escape(cells[0]) in row  # the hostile name of BREAKOUT too
+    # the planted hotspot's dimension is a group, shown with the hotspot's tensor
+    (hot,) = [r for r, c in zip(rows, groups.rows, strict=True) if c[0] == f"residual dim {HOT}"]
+    position = run.tensors.index[run.tensors["name"] == truth.hotspot[0]][0]
+    assert f'<a href="#t-{position}"><img class="thumb"' in hot
+    # the residual dimensions link to their rows in the full table, the curves to theirs
+    assert re.findall(r'href="#dim-(\d+)"', first)[:2] == [
+        str(d) for d in run.residual_dims["residual_dim"].head(2)
+    ]
+    for d in re.findall(r'href="#dim-(\d+)"', first):
+        assert f'<tr id="dim-{d}">' in html
+    assert 'href="#curve-stable_rank"><img src="images/report/stable_rank.png"' in first
+    assert strongest_tensor("a.b: c: d", ["a.b: c", "a.b"]) == "a.b: c"
+    assert strongest_tensor("x: y", ["a"]) is None
+
+
+def test_scan_time_says_what_came_from_the_cache(run_copy: Path) -> None:
+    manifest = json.loads((run_copy / "manifest.json").read_text())
+    glance = rebuild_report(run_copy).read_text().split('<section id="top-groups">')[0]
+    computed = manifest["cache"]["computed"]
+    assert manifest["cache"]["reused"] == 0 and computed > 10
+    assert f"<dt>scan time</dt><dd>{manifest['seconds']:,.1f} s</dd>" in glance
+    manifest["seconds"], manifest["cache"] = 0.6, {"reused": computed, "computed": 0}
+    (run_copy / "manifest.json").write_text(json.dumps(manifest))
+    glance = rebuild_report(run_copy).read_text().split('<section id="top-groups">')[0]
+    expected = f"<dt>scan time</dt><dd>0.6 s ({computed} of {computed} tensors from the cache)</dd>"
+    assert expected in glance
+    manifest["seconds"], manifest["cache"] = 12.25, {"reused": 3, "computed": computed - 3}
+    (run_copy / "manifest.json").write_text(json.dumps(manifest))
+    glance = rebuild_report(run_copy).read_text().split('<section id="top-groups">')[0]
+    assert f"<dd>12.2 s (3 of {computed} tensors from the cache)</dd>" in glance
+
+
+def test_failing_curves_leave_the_rest_of_the_first_screen(
+    run_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(run: Run) -> dict[str, Any]:
+        raise RuntimeError("no <canvas>")
+
+    monkeypatch.setattr(scan_figures, "curve_figures", broken)
+    html = rebuild_report(run_copy).read_text()
+    assert section_ids(html) == SECTIONS
+    expected = "section Tensor metrics by layer could not be built: RuntimeError: no &lt;canvas&gt;"
+    assert html.count(expected) == 2  # the thumbnails and the full section
+    assert html.count('<div class="failed">') == 2
+    assert '<img class="thumb"' in html and 'href="#dim-' in html
 
 
 def test_rebuild_gives_the_same_report(run_copy: Path) -> None:
@@ -288,3 +361,37 @@ def test_metric_series_judges_each_kind_of_tensor_across_layers(tmp_path: Path) 
     assert len(rows) == 1 and rows[0].count("<tr>") == 2
     assert f'<a href="#t-{position}"><code>blocks.4.ffn_in.weight</code></a>' in rows[0]
     assert (tmp_path / "images" / "report" / "alpha.png").is_file()
+
+
+def test_the_depth_legend_lists_only_series_with_points(monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = [{"name": f"h.{layer}.{kind}", "role": role, "layer": layer,
+             "alpha": 3.0 + layer if role != "norm" else np.nan,
+             "stable_rank": 10.0 + layer if role != "norm" else np.nan}
+            for layer in range(3)
+            for kind, role in (("q", "attn_q"), ("fc", "ffn_in"), ("ln", "norm"))]  # fmt: skip
+    drawn: list[Any] = []
+    monkeypatch.setattr(spectrum_figures, "save_figure", lambda fig, path: drawn.append(fig))
+    spectrum_figures.draw_depth_metrics(pd.DataFrame(rows), Path("unused.png"))
+    (fig,) = drawn
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == ["attn_q", "ffn_in"]
+    assert fig.texts[0].get_text() == "spectral metrics by depth · 6 matrices in layers"
+
+
+def test_the_channel_labels_of_a_position_embedding_fit_its_figure() -> None:
+    """Each periodic channel's label sits right of its row: inside the figure, 5 digits too."""
+    rng = np.random.default_rng(0)
+    for shape, residual_axis, channels in (((512, 384), 1, [218, 92, 190, 198]),
+                                           ((12_000, 64), 0, [11_111, 10_000, 7])):  # fmt: skip
+        w = rng.standard_normal(shape).astype(np.float32)
+        spec = describe_figure(w, title="wpe", role="position_embedding", layout="embedding",
+                               residual_axis=residual_axis, periodic_channels=channels)  # fmt: skip
+        with style():
+            fig = build_figure(spec)
+            fig.canvas.draw()
+            renderer = fig.canvas.get_renderer()
+            labels = [t for ax in fig.axes for t in ax.texts if t.get_text().startswith("channel")]
+            assert [t.get_text() for t in labels] == [f"channel {c}" for c in channels]
+            for text in labels:
+                box = text.get_window_extent(renderer)
+                assert box.x0 >= 0 and box.x1 <= fig.bbox.width - 2, (text.get_text(), box)

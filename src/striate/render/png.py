@@ -41,7 +41,7 @@ from striate.store import atomic_file
 MARGINS = {
     ImagePanel: (100, 16, 28, 64),  # right: room for the row marks
     StripPanel: (100, 90, 16, 64),
-    LinesPanel: (100, 90, 30, 64),
+    LinesPanel: (100, 120, 30, 64),  # right: "channel 99999" beside its row
     TextPanel: (20, 20, 10, 10),
 }
 COLORBAR_PX = (20, 16, 140)  # gap, bar width, room for ticks and the two-line label

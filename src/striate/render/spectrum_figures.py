@@ -213,14 +213,20 @@ def draw_depth_metrics(
 
     `table` has columns `name, role, layer` and the metric columns (as `tensors.parquet`);
     rows without a layer (embeddings, heads) and metrics absent from the table are left out
-    (the title says how many). A positive metric spanning more than `LOG_RANGE` gets a log
-    axis.
+    (the title says how many), and so are rows with no finite value in any panel (vectors): a
+    line, and its legend entry, only where there are points. A positive metric spanning more
+    than `LOG_RANGE` gets a log axis.
     """
     rows = _layered(table) if {"role", "layer"} <= set(table.columns) else table.iloc[0:0]
     shown = [m for m in metrics if m in rows.columns] or list(metrics)[:1]
     if not rows.empty:
         rows = rows.assign(series=depth_series(rows))
-    present = list(dict.fromkeys(rows.get("series", ())))
+    # a series is drawn, and in the legend, only where it has a finite value in a panel (the
+    # tensors table has a row per norm and bias too, without spectra)
+    finite = pd.Series(False, index=rows.index)
+    for metric in (m for m in shown if m in rows.columns):
+        finite |= np.isfinite(pd.to_numeric(rows[metric], errors="coerce").astype("float64"))
+    present = list(dict.fromkeys(rows.loc[finite, "series"])) if not rows.empty else []
     rank = {r: i for i, r in enumerate(ROLES)}
     roles = sorted(present, key=lambda x: (rank.get(x.split(" ")[0], len(ROLES)), x))
     looks = {r: (ROLE_COLORS[i % len(ROLE_COLORS)], ROLE_MARKERS[i % len(ROLE_MARKERS)])
@@ -259,7 +265,7 @@ def draw_depth_metrics(
         height = 70 + n_rows * panel_h
         fig = canvas(width / DPI, height / DPI, dpi=DPI)
         left_out = len(table) - len(rows)
-        head = f"spectral metrics by depth · {len(rows)} matrices in layers"
+        head = f"spectral metrics by depth · {int(finite.sum())} matrices in layers"
         if left_out:
             head += f" · {left_out} row{'s' * (left_out > 1)} without a layer left out"
         fig.text(0.01, 1 - 12 / height, head, fontsize=9, weight="bold", va="top",

@@ -136,3 +136,16 @@ def facts(pairs: Iterable[tuple[str, Any]]) -> str:
     """A two-column table of labels and values."""
     rows = "".join(f"<tr><th>{e(k)}</th>{number(_plain(v))}</tr>" for k, v in pairs)
     return f'<table class="facts">{rows}</table>'
+
+
+def fact_cards(pairs: Iterable[tuple[str, Any]]) -> str:
+    """Labels and values as a row of small cards that wraps (a compact `facts`); pairs whose
+    value is None or '' are left out. Values are text (escaped), labels above them.
+
+    >>> fact_cards([("layers", 6), ("heads", None), ("format", "<b>")])
+    '<dl class="cards"><div><dt>layers</dt><dd>6</dd></div><div>...<dd>&lt;b&gt;</dd></div></dl>'
+    """
+    items = "".join(
+        f"<div><dt>{e(k)}</dt><dd>{e(v)}</dd></div>" for k, v in pairs if e(_plain(v)) != ""
+    )
+    return f'<dl class="cards">{items}</dl>'

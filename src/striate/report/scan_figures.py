@@ -3,6 +3,7 @@ geometry, spectra and banding. Each returns HTML; names are escaped, images link
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pandas as pd
@@ -19,27 +20,76 @@ def _link(name: Any, ids: dict[str, str]) -> str:
     )
 
 
-def curves_section(run: Run, ids: dict[str, str]) -> str:
+#: a metric's figure with its marked points, or the error that stopped it
+Drawn = Mapping[str, curves.CurveFigure | Exception]
+
+
+def curves_not_drawn(run: Run) -> str | None:
+    """Why this run gets no curve figures (a note), or None when it does."""
     if run.path is None:
         return '<p class="note">Not drawn: this run has no directory.</p>'
     if run.manifest.get("settings", {}).get("images", {}).get("enabled") is False:
         return '<p class="note">Not drawn: this scan ran with images off.</p>'
+    return None
+
+
+def curve_figures(run: Run) -> dict[str, curves.CurveFigure | Exception]:
+    """Each metric of `curves.CURVE_METRICS` drawn into the run directory, in that order, or the
+    error that stopped it (one metric's figure must not lose the others); metrics that span
+    fewer than two layers are left out; none without a run directory. The report's first
+    screen and its curves section show the same figures, drawn once."""
+    if run.path is None:
+        return {}
+    drawn: dict[str, curves.CurveFigure | Exception] = {}
+    for metric in curves.CURVE_METRICS:
+        try:
+            fig = curves.draw_metric(run.tensors, metric, run.path)
+        except Exception as exc:
+            drawn[metric] = exc
+            continue
+        if fig is not None:
+            drawn[metric] = fig
+    return drawn
+
+
+def curve_thumbnails(run: Run, drawn: Callable[[], Drawn]) -> str:
+    """The curve figures small, for the first screen, each linked to its place below."""
+    why = curves_not_drawn(run)
+    if why:
+        return why
+    items = []
+    for metric, fig in drawn().items():
+        if isinstance(fig, Exception):
+            items.append(failed(f"figure {metric} could not be drawn", fig))
+            continue
+        n = len(fig.marked)
+        marked = f' · <span class="marked">{n} marked</span>' if n else ""
+        items.append(
+            f'<figure><a href="#curve-{e(metric)}"><img src="{e(fig.image)}" alt="{e(metric)}">'
+            f"</a><figcaption>{e(metric)}{marked}</figcaption></figure>"
+        )
+    if not items:
+        return '<p class="note">No metric spans two or more layers.</p>'
+    return f'<div class="thumbs">{"".join(items)}</div>'
+
+
+def curves_section(run: Run, ids: dict[str, str], drawn: Callable[[], Drawn] | None = None) -> str:
+    """Every curve figure with the table of its marked points; `drawn` gives the figures when
+    they are drawn already (`curve_figures`)."""
+    why = curves_not_drawn(run)
+    if why:
+        return why
+    figs = curve_figures(run) if drawn is None else drawn()
     parts = [
         "<p>Each tensor metric against layer, one line per kind of tensor (its name with the "
         "layer number replaced by *), coloured by role. Red rings: points whose modified "
         f"z-score within their series exceeds {curves.Z_LIMIT} (series of at least "
         f"{curves.MIN_LAYERS} layers), listed below each figure.</p>"
     ]
-    drawn = 0
-    for metric in curves.CURVE_METRICS:
-        try:
-            fig = curves.draw_metric(run.tensors, metric, run.path)
-        except Exception as exc:  # one metric's figure must not lose the others
-            parts.append(failed(f"figure {metric} could not be drawn", exc))
+    for metric, fig in figs.items():
+        if isinstance(fig, Exception):
+            parts.append(failed(f"figure {metric} could not be drawn", fig))
             continue
-        if fig is None:
-            continue
-        drawn += 1
         parts.append(f'<h3 id="curve-{e(metric)}">{e(metric)}</h3>{figures([fig.image])}')
         if not fig.marked.empty:
             rows = "".join(
@@ -52,7 +102,7 @@ def curves_section(run: Run, ids: dict[str, str]) -> str:
                 f'<table class="anomalies"><tr><th>series</th><th>layer</th><th>tensor</th>'
                 f"<th>{e(metric)}</th><th>robust z</th></tr>{rows}</table>"
             )
-    if drawn == 0:
+    if not figs:
         parts.append('<p class="note">No metric spans two or more layers.</p>')
     return "".join(parts)
 
@@ -131,8 +181,9 @@ def ffn_section(run: Run) -> str:
     if run.ffn_layers.empty and not paths:
         return '<p class="note">No FFN geometry in this run (no FFN found, or images off).</p>'
     parts = ["<p>Per-layer summaries (ffn_layers.parquet; one row per neuron in ffn.parquet).</p>"]
-    if not run.ffn_layers.empty:
-        parts.append(table(run.ffn_layers, FFN_COLUMNS, limit=500))
+    if not run.ffn_layers.empty:  # headers with spaces wrap: the table fits the page
+        spaced = run.ffn_layers.rename(columns=lambda c: str(c).replace("_", " "))
+        parts.append(table(spaced, [c.replace("_", " ") for c in FFN_COLUMNS], limit=500))
     skipped = run.manifest.get("ffn_skipped") or {}
     if skipped:
         items = "".join(f"<li>layer {e(k)}: {e(v)}</li>" for k, v in skipped.items())

@@ -1,5 +1,7 @@
-"""`index.html` of a `striate scan` run: the model at a glance, findings, residual dimensions,
-per-layer curves, the tensor gallery, FFN geometry, spectra and banding.
+"""`index.html` of a `striate scan` run. Its first screen is the answer: the model's facts, the
+strongest finding groups with their tensors' images, the residual dimensions that stand out and
+the metrics by layer; below it every finding (a paged, filterable table), the residual
+dimensions in full, norm links, curves, the tensor gallery, FFN geometry, spectra and banding.
 
 Each section is built by its own function through `page.section`, so a section that fails shows
 its error and the others still render. Tensors are addressed by their position in
@@ -10,16 +12,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from functools import cache
 from typing import Any
 
 import pandas as pd
 
 from striate.analyses.findings import FINDING_COLUMNS
 from striate.analyses.norm_links import norm_links
-from striate.display import findings_summary
+from striate.display import SummaryTable, findings_summary
 from striate.report import scan_figures
 from striate.report.norm_links_html import norm_links_section
-from striate.report.page import e, facts, json_block, page, section, table
+from striate.report.page import e, fact_cards, json_block, local, page, section, table
 from striate.run import Run
 from striate.store import atomic_file
 
@@ -32,6 +35,9 @@ REPORT_COLUMNS = [
     "role",
     *(c for c in FINDING_COLUMNS if c not in ("kind", "tensor", "layer", "role")),
 ]
+FIRST_GROUPS = 8  # finding groups on the first screen, each with its strongest tensor's image
+FIRST_DIMS = 8  # residual dimensions on the first screen
+GROUPS = 30  # finding groups listed above the table of every finding
 
 
 def anchors(tensors: pd.DataFrame) -> dict[str, str]:
@@ -79,27 +85,129 @@ def findings_rows(findings: pd.DataFrame, ids: dict[str, str]) -> list[dict[str,
     return rows
 
 
+def scan_time(manifest: dict[str, Any]) -> str:
+    """This run's wall time, and how many tensors' results it took from the cache: a rescan
+    that reused every result says so instead of passing off 0.6 s as the analysis."""
+    seconds = manifest.get("seconds")
+    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool):
+        return e(seconds)
+    text = f"{seconds:.2g} s" if seconds < 1 else f"{seconds:,.1f} s"
+    counts = manifest.get("cache") or {}
+    reused, computed = int(counts.get("reused") or 0), int(counts.get("computed") or 0)
+    if reused:
+        text += f" ({reused} of {reused + computed} tensors from the cache)"
+    return text
+
+
 def glance(run: Run, ids: dict[str, str]) -> str:
+    """The model's facts as one compact block; failed tensors, with their errors, folded."""
     m, t = run.manifest, run.tensors
     params = (
         int(pd.to_numeric(t["numel"], errors="coerce").fillna(0).sum()) if "numel" in t else None
     )
     items = [
-        ("source", m.get("source")), ("format", m.get("format")), ("family", m.get("family")),
-        ("parameters", f"{params:,}" if params is not None else ""),
+        ("format", m.get("format")), ("family", m.get("family")),
+        ("parameters", f"{params:,}" if params is not None else None),
         ("layers", m.get("n_layers")), ("hidden size", m.get("hidden_size")),
         ("attention heads", m.get("n_heads")), ("tensors", len(t)),
-        ("findings", len(run.findings)), ("seconds", m.get("seconds")),
+        ("findings", len(run.findings)), ("scan time", scan_time(m)),
         ("failed tensors", len(run.failed)), ("striate", m.get("striate_version")),
         ("started", m.get("started")),
     ]  # fmt: skip
-    parts = [facts(items)]
+    parts = [fact_cards(items)]
     if run.failed:
         entries = "".join(
             f"<li>{tensor_link(name, ids)}: {e(error)}</li>" for name, error in run.failed.items()
         )
-        parts.append(f'<h3>Failed tensors</h3><ul class="failed">{entries}</ul>')
+        parts.append(
+            f'<details id="failed" class="failed"><summary>{len(run.failed)} failed tensors'
+            f'</summary><ul class="failed">{entries}</ul></details>'
+        )
     return "".join(parts)
+
+
+def strongest_tensor(strongest: str, names: list[str]) -> str | None:
+    """The tensor a group's `strongest` cell ("tensor: detail") names; `names` longest first,
+    so a name that begins another (`a.b` and `a.b: x`) is matched whole."""
+    return next((n for n in names if strongest.startswith(f"{n}: ")), None)
+
+
+def _summary(run: Run, name: str, top: int) -> SummaryTable | None:
+    return next((t for t in findings_summary(run, top=top) if t.name == name), None)
+
+
+def _cell(text: str) -> str:
+    try:
+        float(text)
+    except ValueError:
+        return f"<td>{e(text)}</td>"
+    return f'<td class="num">{e(text)}</td>'
+
+
+def top_groups(run: Run, ids: dict[str, str], top: int = FIRST_GROUPS) -> str:
+    """The strongest finding groups (`display.findings_summary`), each with the image of the
+    tensor of its strongest finding, linked to that tensor in the gallery."""
+    groups = _summary(run, "groups", top)
+    if groups is None:
+        return '<p class="note">No findings.</p>'
+    names = sorted(ids, key=len, reverse=True)
+    images = (
+        dict(zip(run.tensors["name"].astype(str), run.tensors["image"], strict=True))
+        if ("image" in run.tensors and "name" in run.tensors)
+        else {}
+    )
+    head = groups.head
+    at, label, kinds = head.index("strongest"), head.index("group"), head.index("findings")
+    rest = [i for i in range(len(head)) if i not in (at, label, kinds)]
+    rows = []
+    for cells in groups.rows:
+        tensor = strongest_tensor(cells[at], names)
+        image = local(images.get(tensor)) if tensor else None
+        thumb = (
+            f'<a href="#{ids[tensor]}"><img class="thumb" src="{e(image)}" alt="{e(tensor)}" '
+            f'title="{e(tensor)}"></a>'
+            if tensor and image
+            else '<span class="note">no image</span>'
+        )
+        where = (
+            f"{tensor_link(tensor, ids)}: {e(cells[at][len(tensor) + 2 :])}"
+            if tensor
+            else e(cells[at])
+        )
+        rows.append(
+            f'<tr><td>{thumb}</td><td class="group">{e(cells[label])}'
+            f'<div class="note">{e(cells[kinds])}</div></td>'
+            + "".join(_cell(cells[i]) for i in rest)
+            + f'<td class="where">{where}</td></tr>'
+        )
+    th = "".join(f"<th>{e(head[i])}</th>" for i in rest)
+    return (
+        f'<table id="top-groups-table"><tr><th>image</th><th>{e(head[label])}: '
+        f"{e(head[kinds])}</th>{th}<th>{e(head[at])}</th></tr>{''.join(rows)}</table>"
+        f'<p class="note">The {len(groups.rows)} strongest of {groups.total} groups of '
+        f"{len(run.findings)} findings (significance = -log10 of the expected number in a "
+        'tensor without structure); <a href="#findings">every finding</a>.</p>'
+    )
+
+
+def top_residual(run: Run, top: int = FIRST_DIMS) -> str:
+    """The residual dimensions that stand out most (`display.findings_summary`), each linked to
+    its row in the full table."""
+    dims = _summary(run, "dims", top)
+    if dims is None:
+        return '<p class="note">No finding pins a residual dimension.</p>'
+    rows = "".join(
+        f'<tr><td class="num"><a href="#dim-{e(cells[0])}">{e(cells[0])}</a></td>'
+        + "".join(_cell(c) for c in cells[1:])
+        + "</tr>"
+        for cells in dims.rows
+    )
+    head = "".join(f"<th>{e(h)}</th>" for h in dims.head)
+    return (
+        f'<div class="scroll"><table id="top-residual-table"><tr>{head}</tr>{rows}</table></div>'
+        f'<p class="note">{len(dims.rows)} of {dims.total}, pooled z over every tensor that '
+        'reads or writes the stream; <a href="#residual">all, with their tensors</a>.</p>'
+    )
 
 
 def findings_section(run: Run, ids: dict[str, str]) -> str:
@@ -113,23 +221,27 @@ def findings_section(run: Run, ids: dict[str, str]) -> str:
         '<label>tensor contains<input id="filter-tensor" size="24"></label>'
         '<label>score at least<input id="filter-score" size="6" inputmode="decimal"></label>'
         '<span id="findings-count" class="note"></span></div>'
+        '<div id="findings-pager" class="pager"><button type="button" id="findings-prev">'
+        '&#9664; previous</button><span id="findings-page" class="note"></span>'
+        '<button type="button" id="findings-next">next &#9654;</button></div>'
     )
     static = run.findings.assign(index=run.findings["index"].map(index_text))
     fallback = table(static, REPORT_COLUMNS, limit=100) if len(static) else ""
-    summaries = [t for t in findings_summary(run, top=30) if t.name == "groups"]
     grouped = ""
-    for t in summaries:
+    groups = _summary(run, "groups", GROUPS)
+    if groups is not None:
         grouped = (
-            f"<p>{len(rows)} findings in {t.total} groups: every finding that pins a residual "
-            "dimension joins that dimension's group, every other its tensor's; a group is as "
-            "significant as its strongest finding (significance = -log10 of the expected number "
-            "of such findings in a tensor without structure).</p>"
-            + table(pd.DataFrame(t.rows, columns=t.head), t.head)
-            + (f'<p class="note">{t.total - 30} more groups.</p>' if t.total > 30 else "")
+            f"<p>{len(rows)} findings in {groups.total} groups: every finding that pins a "
+            "residual dimension joins that dimension's group, every other its tensor's; a group "
+            "is as significant as its strongest finding (significance = -log10 of the expected "
+            "number of such findings in a tensor without structure).</p>"
+            f"<details><summary>The {len(groups.rows)} strongest groups</summary>"
+            + table(pd.DataFrame(groups.rows, columns=groups.head), groups.head)
+            + "</details>"
         )
     return (
-        grouped + f"<p>All {len(rows)} findings, most significant first; click a header to sort, a "
-        "tensor to see it.</p>"
+        grouped + f"<p>All {len(rows)} findings, most significant first, 100 a page; click a "
+        "header to sort, a tensor to see it.</p>"
         + json_block("findings-data", {"columns": REPORT_COLUMNS, "rows": rows})
         + filters
         + '<div id="findings-scroll"><table id="findings-table">'
@@ -173,7 +285,8 @@ def residual_section(run: Run, ids: dict[str, str], limit: int = 50) -> str:
         ]
         layers = ", ".join(str(x) for x in list(d.get("layers", [])))
         rows.append(
-            f'<tr><td class="num">{e(d["residual_dim"])}</td><td>{e(d.get("direction") or "")}</td>'
+            f'<tr id="dim-{e(d["residual_dim"])}"><td class="num">{e(d["residual_dim"])}</td>'
+            f"<td>{e(d.get('direction') or '')}</td>"
             + "".join(f'<td class="num">{_num(d.get(c))}</td>' for c in POOLED)
             + f'<td class="num">{e(d.get("n_tensors_pooled", ""))}</td>'
             f'<td class="num">{e(d["n_lines"])}</td>'
@@ -196,29 +309,53 @@ def _list(items: list[str]) -> str:
     return f'<ul class="links">{"".join(f"<li>{i}</li>" for i in items)}</ul>' if items else ""
 
 
+#: the sections of the first screen, side by side from 900 px: (anchor, title) per column
+FIRST_SCREEN = (
+    (("top-groups", "Strongest finding groups"),),
+    (("top-residual", "Residual dimensions that stand out"),
+     ("top-curves", "Tensor metrics by layer")),
+)  # fmt: skip
+
+
 def render_scan_report(run: Run) -> str:
     """The whole page of a scan run. Curve figures are drawn into `run.path/images/report/`."""
     ids = anchors(run.tensors)
-    parts: list[tuple[str, str, Callable[[], str]]] = [
-        ("glance", "The model at a glance", lambda: glance(run, ids)),
-        ("findings", "Strongest findings", lambda: findings_section(run, ids)),
-        ("residual", "Residual dimensions that stand out", lambda: residual_section(run, ids)),
-        (
-            "norm-links",
-            "Norm outliers and the lines of the matrices they feed",
-            lambda: norm_links_section(_links(run)),
-        ),
-        ("curves", "Tensor metrics by layer", lambda: scan_figures.curves_section(run, ids)),
-        ("gallery", "Tensors by layer and role", lambda: scan_figures.gallery(run, ids)),
-        ("ffn", "FFN neuron geometry", lambda: scan_figures.ffn_section(run)),
-        ("spectra", "Spectra", lambda: scan_figures.spectra_section(run, ids)),
-        ("banding", "Weight banding (conv layers)", lambda: scan_figures.banding_section(run, ids)),
-    ]
-    source = run.manifest.get("source", "")
-    body = f"<h1>striate scan: <code>{e(source)}</code></h1>\n" + "".join(
-        section(anchor, title, build) for anchor, title, build in parts
+    drawn = cache(lambda: scan_figures.curve_figures(run))  # the first screen's and the section's
+    first: dict[str, Callable[[], str]] = {
+        "top-groups": lambda: top_groups(run, ids),
+        "top-residual": lambda: top_residual(run),
+        "top-curves": lambda: scan_figures.curve_thumbnails(run, drawn),
+    }
+    parts: list[tuple[str, str, str, Callable[[], str]]] = [
+        ("findings", "Every finding", "Findings", lambda: findings_section(run, ids)),
+        ("residual", "Residual dimensions that stand out", "Residual dims",
+         lambda: residual_section(run, ids)),
+        ("norm-links", "Norm outliers and the lines of the matrices they feed", "Norm links",
+         lambda: norm_links_section(_links(run))),
+        ("curves", "Tensor metrics by layer", "Metrics by layer",
+         lambda: scan_figures.curves_section(run, ids, drawn)),
+        ("gallery", "Tensors by layer and role", "Tensors",
+         lambda: scan_figures.gallery(run, ids)),
+        ("ffn", "FFN neuron geometry", "FFN", lambda: scan_figures.ffn_section(run)),
+        ("spectra", "Spectra", "Spectra", lambda: scan_figures.spectra_section(run, ids)),
+        ("banding", "Weight banding (conv layers)", "Banding",
+         lambda: scan_figures.banding_section(run, ids)),
+    ]  # fmt: skip
+    columns = "".join(
+        '<div class="column">'
+        + "".join(section(anchor, title, first[anchor]) for anchor, title in column)
+        + "</div>"
+        for column in FIRST_SCREEN
     )
-    return page(f"striate: {source}", body, toc=[(a, t) for a, t, _ in parts])
+    source = run.manifest.get("source", "")
+    body = (
+        f"<h1>striate scan: <code>{e(source)}</code></h1>\n"
+        + section("glance", "The model at a glance", lambda: glance(run, ids))
+        + f'<div class="first-screen">{columns}</div>\n'
+        + "".join(section(anchor, title, build) for anchor, title, _, build in parts)
+    )
+    toc = [("glance", "At a glance"), *((a, label) for a, _, label, _ in parts)]
+    return page(f"striate: {source}", body, toc=toc)
 
 
 def write_report(run: Run) -> None:

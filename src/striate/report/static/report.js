@@ -1,9 +1,9 @@
-// striate report: the findings table (sort, filter) and gallery anchors that open their layer.
+// striate report: the findings table (sort, filter, pages) and gallery anchors that open their layer.
 // Data comes from the JSON data blocks of the page; cells are filled with textContent,
 // never innerHTML, so a tensor name is always text.
 "use strict";
 (function () {
-  var MAX_ROWS = 1000; // rows drawn at once; the count line says how many match
+  var PAGE_ROWS = 100; // rows of the findings table drawn at once; the pager moves through them
 
   function readJSON(id) {
     var el = document.getElementById(id);
@@ -41,6 +41,11 @@
       score: document.getElementById("filter-score"),
     };
     var sortKey = "score", sortDir = -1;
+    var page = 0; // of the rows that match, sorted
+    var pager = document.getElementById("findings-pager");
+    var prev = document.getElementById("findings-prev");
+    var next = document.getElementById("findings-next");
+    var where = document.getElementById("findings-page");
 
     function options(select, key) {
       var seen = {};
@@ -77,6 +82,7 @@
     function cell(row, key) {
       var td = document.createElement("td");
       var v = row[key];
+      td.setAttribute("data-key", key); // the stylesheet sizes some columns
       if (key === "tensor" && row.anchor !== null) {
         var a = document.createElement("a");
         a.href = "#" + row.anchor;
@@ -93,15 +99,21 @@
 
     function draw() {
       var shown = rows.filter(matches).sort(compare);
+      var pages = Math.max(1, Math.ceil(shown.length / PAGE_ROWS));
+      page = Math.min(page, pages - 1);
+      var first = page * PAGE_ROWS, last = Math.min(shown.length, first + PAGE_ROWS);
       body.textContent = "";
-      shown.slice(0, MAX_ROWS).forEach(function (r) {
+      shown.slice(first, last).forEach(function (r) {
         var tr = document.createElement("tr");
         columns.forEach(function (c) { tr.appendChild(cell(r, c)); });
         body.appendChild(tr);
       });
-      var text = shown.length + " of " + rows.length + " findings";
-      if (shown.length > MAX_ROWS) text += " (first " + MAX_ROWS + " shown; filter to see others)";
-      count.textContent = text;
+      count.textContent = shown.length + " of " + rows.length + " findings";
+      pager.hidden = pages < 2;
+      where.textContent = "rows " + (first + 1) + "\u2013" + last + " (page " + (page + 1) +
+        " of " + pages + ")";
+      prev.disabled = page === 0;
+      next.disabled = page >= pages - 1;
       Array.prototype.forEach.call(table.tHead.rows[0].cells, function (th) {
         var key = th.getAttribute("data-key");
         if (key === sortKey) th.setAttribute("aria-sort", sortDir > 0 ? "ascending" : "descending");
@@ -114,10 +126,22 @@
         var key = th.getAttribute("data-key");
         if (key === sortKey) sortDir = -sortDir;
         else { sortKey = key; sortDir = key === "score" || key === "value" ? -1 : 1; }
+        page = 0;
         draw();
       });
     });
-    Object.keys(f).forEach(function (k) { f[k].addEventListener("input", draw); });
+    Object.keys(f).forEach(function (k) {
+      f[k].addEventListener("input", function () { page = 0; draw(); });
+    });
+    function turn(by) {
+      return function () {
+        page += by;
+        draw();
+        document.getElementById("findings-scroll").scrollTop = 0;
+      };
+    }
+    prev.addEventListener("click", turn(-1));
+    next.addEventListener("click", turn(1));
     draw();
   }
 
