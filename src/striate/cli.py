@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from striate.display import SummaryTable, findings_summary
+from striate.display import SummaryTable, findings_summary, scan_time
 from striate.errors import StriateError
 
 if TYPE_CHECKING:
@@ -251,7 +251,7 @@ def _print_scan_line(run: Run) -> None:
 def _print_scan_summary(run: Run) -> None:
     m = run.manifest
     console.print(
-        f"[bold]{m['family']}[/bold] model, {len(run.tensors)} tensors in {m['seconds']:.1f} s; "
+        f"[bold]{m['family']}[/bold] model, {len(run.tensors)} tensors in {scan_time(m)}; "
         f"{len(run.findings)} findings, {len(run.failed)} failed tensors",
         highlight=False,
     )

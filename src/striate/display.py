@@ -45,7 +45,7 @@ from striate.render import render_part, render_tensor
 if TYPE_CHECKING:
     from striate.run import Run
 
-__all__ = ["Shown", "SummaryTable", "findings_summary", "run_html", "show"]
+__all__ = ["Shown", "SummaryTable", "findings_summary", "run_html", "scan_time", "show"]
 
 TOP_ROWS = 10  # findings and residual dimensions in a run's HTML
 
@@ -237,6 +237,24 @@ def _findings_of(findings: Sequence[Finding] | pd.DataFrame, tensor: str) -> lis
     return out
 
 
+def scan_time(manifest: dict[str, Any]) -> str:
+    """A run's wall time, and how many tensors' results it took from the cache: a rescan that
+    reused every result says so instead of passing off 0.6 s as the analysis. Plain text.
+
+    >>> scan_time({"seconds": 0.61, "cache": {"reused": 104, "computed": 0}})
+    '0.61 s (104 of 104 tensors from the cache)'
+    """
+    seconds = manifest.get("seconds")
+    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool):
+        return "" if seconds is None else str(seconds)
+    text = f"{seconds:.2g} s" if seconds < 1 else f"{seconds:,.1f} s"
+    counts = manifest.get("cache") or {}
+    reused, computed = int(counts.get("reused") or 0), int(counts.get("computed") or 0)
+    if reused:
+        text += f" ({reused} of {reused + computed} tensors from the cache)"
+    return text
+
+
 @dataclass(frozen=True)
 class SummaryTable:
     """One table of a run's summary as text cells, for the terminal, a notebook or the report."""
@@ -295,7 +313,7 @@ def run_html(run: Run) -> str:
         ("tensors", f"{len(run.tensors):,}"),
         ("parameters", f"{n_params:,}"),
         ("findings", f"{len(run.findings):,}"),
-        ("seconds", str(m.get("seconds", "?"))),
+        ("scan time", scan_time(m)),
         (
             "failures",
             str(len(failed)) + "".join(f"; {n}: {e}" for n, e in list(failed.items())[:3]),

@@ -75,12 +75,14 @@ class Run:
         return show(name, model=source, findings=self.findings, max_pixels=max_pixels)
 
     def __repr__(self) -> str:
+        from striate.display import scan_time
+
         m = self.manifest
         where = "in memory" if self.path is None else str(self.path)
         return (
             f"<striate.Run of {m.get('source', '?')} ({m.get('family', '?')}): "
             f"{len(self.tensors)} tensors, {len(self.findings)} findings, "
-            f"{len(self.failed)} failed, {m.get('seconds', '?')} s; {where}>"
+            f"{len(self.failed)} failed, {scan_time(m) or '?'}; {where}>"
         )
 
     def __str__(self) -> str:

@@ -19,7 +19,7 @@ import pandas as pd
 
 from striate.analyses.findings import FINDING_COLUMNS
 from striate.analyses.norm_links import norm_links
-from striate.display import SummaryTable, findings_summary
+from striate.display import SummaryTable, findings_summary, scan_time
 from striate.report import scan_figures
 from striate.report.norm_links_html import norm_links_section
 from striate.report.page import e, fact_cards, json_block, local, page, section, table
@@ -83,20 +83,6 @@ def findings_rows(findings: pd.DataFrame, ids: dict[str, str]) -> list[dict[str,
         row["anchor"] = ids.get(row["tensor"])
         rows.append(row)
     return rows
-
-
-def scan_time(manifest: dict[str, Any]) -> str:
-    """This run's wall time, and how many tensors' results it took from the cache: a rescan
-    that reused every result says so instead of passing off 0.6 s as the analysis."""
-    seconds = manifest.get("seconds")
-    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool):
-        return e(seconds)
-    text = f"{seconds:.2g} s" if seconds < 1 else f"{seconds:,.1f} s"
-    counts = manifest.get("cache") or {}
-    reused, computed = int(counts.get("reused") or 0), int(counts.get("computed") or 0)
-    if reused:
-        text += f" ({reused} of {reused + computed} tensors from the cache)"
-    return text
 
 
 def glance(run: Run, ids: dict[str, str]) -> str:
