@@ -3,10 +3,11 @@
     .venv/bin/python scripts/readme_figures.py           # measure, print, exit 1 if they drifted
     .venv/bin/python scripts/readme_figures.py --update  # measure and write them into README.md
 
-Measured: the wall time of the README's first command's scan (`striate scan sample:minilm`, whole
-process, default settings, into a fresh directory) and the size of the cache it leaves. Run it on
-idle cores: the time is what a user waits, not a benchmark (benchmarks/ has those). The cache size
-is also checked by tests/test_scan_samples.py; the time can only be checked here.
+Measured: the wall time of the README's first command's scan (`striate scan sample:minilm`,
+whole process, default settings, into a fresh directory) and the size of the cache it leaves. A
+time has drifted when it is 25% off (it varies by ~10% between runs on idle cores), a size when it
+differs. Run it on idle cores: the time is what a user waits, not a benchmark (benchmarks/ has
+those). The cache size is also checked by tests/test_scan_samples.py; the time only here.
 """
 
 from __future__ import annotations
@@ -47,7 +48,9 @@ def main() -> int:
         found = re.search(pattern, text)
         stated = int(found.group(1)) if found else None
         print(f"{key}: README {stated}, measured {measured[key]}")
-        drifted |= stated != measured[key]
+        # a wall time varies by ~10% from run to run on idle cores; a size does not
+        slack = 0.25 * measured[key] if key == "seconds" else 0
+        drifted |= stated is None or abs(stated - measured[key]) > slack
         if "--update" in sys.argv and found:
             text = text.replace(found.group(0), phrase.format(measured[key]))
     if "--update" in sys.argv:
