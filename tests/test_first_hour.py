@@ -14,10 +14,11 @@ from typer.testing import CliRunner
 
 from striate.checkpoint import open_checkpoint
 from striate.checkpoint.opening import looks_like_hub_id
-from striate.cli import app, summary_table
+from striate.cli import app
 from striate.display import SummaryTable
 from striate.errors import StriateError
 from striate.scan import ImagesConfig, ScanConfig, scan
+from striate.terminal import summary_table
 
 COMMANDS = ["info", "scan", "ffn", "banding", "track", "experiment", "lab", "view", "report",
             "samples"]  # fmt: skip

@@ -11,11 +11,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from striate.display import SummaryTable, findings_summary, scan_time
 from striate.errors import StriateError
+from striate.terminal import cell, print_claims, print_scan_line, print_scan_summary
 
 if TYPE_CHECKING:
-    from striate.run import Run
+    pass
 
 app = typer.Typer(
     add_completion=False,
@@ -201,10 +201,10 @@ def scan(
         return
     if len(runs) > 1:
         for run in runs:
-            _print_scan_line(run)
+            print_scan_line(console, run)
         return
     run, out_dir = runs[0], out_dirs[0]
-    _print_scan_summary(run)
+    print_scan_summary(console, run)
     reused = run.manifest["cache"]["reused"]
     if reused:
         console.print(
@@ -232,71 +232,6 @@ def _run_dirs(models: list[str], out: Path | None) -> list[Path]:
             raise StriateError(f"{first} and {models[i]} would both write to {d}",
                                hint="scan them one at a time, each with its own --out")  # fmt: skip
     return dirs
-
-
-def _report_path(run: Run) -> str:
-    return str((run.path / "index.html").resolve()) if run.path is not None else "-"
-
-
-def _print_scan_line(run: Run) -> None:
-    m = run.manifest
-    console.print(
-        f"[bold]{m['source']}[/bold]: {m['family']} model, {len(run.tensors)} tensors in "
-        f"{m['seconds']:.1f} s; {len(run.findings)} findings, {len(run.failed)} failed tensors; "
-        f"report: {_report_path(run)}",
-        highlight=False,
-    )
-
-
-def _print_scan_summary(run: Run) -> None:
-    m = run.manifest
-    console.print(
-        f"[bold]{m['family']}[/bold] model, {len(run.tensors)} tensors in {scan_time(m)}; "
-        f"{len(run.findings)} findings, {len(run.failed)} failed tensors",
-        highlight=False,
-    )
-    for summary in findings_summary(run):
-        console.print(summary_table(summary, console.width))
-    for name, error in run.failed.items():
-        console.print(f"[red]failed[/red] {name}: {error}", highlight=False)
-    if run.path is not None:
-        console.print(f"report: {_report_path(run)}", highlight=False)
-
-
-#: columns a narrow terminal drops first, in order
-_DROPPABLE = ("layers", "tensors", "findings", "z reads", "z writes", "lines", "norm outliers",
-              "hotspots")  # fmt: skip
-#: columns that may end in an ellipsis, with their narrowest width
-_SHRINKABLE = {"findings": 12, "strongest": 16}
-_SHORT_HEAD = {"significance": "signif."}
-
-
-def summary_table(summary: SummaryTable, width: int) -> Table:
-    """`summary` as a table at most `width` columns wide (when its names fit at all): names are
-    never broken, the details end in an ellipsis, and the least needed columns go first."""
-    head = [_SHORT_HEAD.get(h, h) for h in summary.head]
-    widest = [max([len(h), *(len(r[i]) for r in summary.rows)]) for i, h in enumerate(head)]
-    narrowest = [min(w, _SHRINKABLE.get(h, w)) for w, h in zip(widest, summary.head, strict=True)]
-    keep = list(range(len(head)))
-
-    def needs(widths: list[int]) -> int:  # each column is padded by 1 a side, plus borders
-        return sum(widths[i] + 3 for i in keep) + 1
-
-    for name in _DROPPABLE:
-        if needs(narrowest) <= width:
-            break
-        if name in summary.head:
-            keep.remove(summary.head.index(name))
-    widths, slack = list(narrowest), width - needs(narrowest)
-    for i in reversed(keep):  # what is left goes to the shortened columns, the last first
-        grow = max(0, min(slack, widest[i] - widths[i]))
-        widths[i], slack = widths[i] + grow, slack - grow
-    table = Table(title=summary.title, title_justify="left")
-    for i in keep:
-        table.add_column(head[i], width=widths[i], no_wrap=True, overflow="ellipsis")
-    for row in summary.rows:
-        table.add_row(*(row[i] for i in keep))
-    return table
 
 
 @app.command()
@@ -379,7 +314,7 @@ def ffn(
     for column in columns:
         grid.add_column(column)
     for _, row in table.iterrows():
-        grid.add_row(*[_cell(row.get(c)) for c in columns])
+        grid.add_row(*[cell(row.get(c)) for c in columns])
     console.print(grid)
     console.print(
         f"tables and figures: {out_dir}; report: {out_dir / 'index.html'}", highlight=False
@@ -437,7 +372,7 @@ def banding(
     for _, row in table.iterrows():
         if pd.isna(row["skipped"]):
             style = "bold red" if row.get("banding_direction") not in (None, "none") else None
-            grid.add_row(*[_cell(row.get(c)) for c in columns], style=style)
+            grid.add_row(*[cell(row.get(c)) for c in columns], style=style)
     console.print(grid)
     skipped = int(table["skipped"].notna().sum())
     if skipped:
@@ -446,12 +381,6 @@ def banding(
     console.print(
         f"figure: {out_dir / 'banding.png'}; report: {out_dir / 'index.html'}", highlight=False
     )
-
-
-def _cell(value: object) -> str:
-    if isinstance(value, float):
-        return "" if value != value else f"{value:.3g}"
-    return "" if value is None else str(value)
 
 
 @app.command()
@@ -524,7 +453,7 @@ def experiment(
     path = run_experiment(
         name, out, preset=preset, overrides=settings or [], seed=seed, progress=not quiet
     )
-    _print_claims(path)
+    print_claims(console, path)
 
 
 @app.command()
@@ -554,15 +483,7 @@ def lab(
     with make_executor(executor, address=ray_address) as tasks:
         path = run_lab(name, out, preset=preset, overrides=settings or [], seed=seed,
                        progress=not quiet, executor=tasks)  # fmt: skip
-    _print_claims(path)
-
-
-def _print_claims(path: Path) -> None:
-    """The claims of a run's summary.json (one line each) and where its report is."""
-    summary = json.loads((path / "summary.json").read_text(encoding="utf-8"))
-    for claim, holds in summary.get("claims", {}).items():
-        console.print(f"{claim}: {'yes' if holds else 'no'}", highlight=False)
-    console.print(f"report: {path / 'index.html'}", highlight=False)
+    print_claims(console, path)
 
 
 @app.command()

@@ -7,7 +7,7 @@ markup. Responses carry a Content-Security-Policy that allows this origin's own 
 nothing else, and only Host headers naming this machine are answered (no DNS rebinding).
 
     GET /                        the page
-    GET /static/{viewer.js|viewer.css}
+    GET /static/{viewer.js|viewer_paint.js|viewer.css}
     GET /api/model               sources, tensors (name, shape, dtype, role, layer, n_findings),
                                  the strongest finding (the page opens on it; null without a run)
     GET /api/tensor?name=&src=   picture facts: size, zoom levels, colour limit, statistics,
@@ -49,7 +49,8 @@ from striate.viewer.specimen import (
 
 SOURCES = ("a", "b", "diff")
 MAX_URL = 8192  # bytes of path + query; tensor names are far shorter
-STATIC = {"viewer.js": "text/javascript", "viewer.css": "text/css"}
+STATIC = {"viewer.js": "text/javascript", "viewer_paint.js": "text/javascript",
+          "viewer.css": "text/css"}  # fmt: skip
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
     "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
