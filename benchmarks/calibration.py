@@ -38,10 +38,11 @@ from calibration_cases import (  # noqa: E402
     KNOBS,
     POOLED_TARGET_TENSORS,
     RECALL_TARGET,
-    TARGET_NUMEL,
     TARGETS,
     Plan,
     Results,
+    cp_upper,
+    is_target_size,
     run,
 )
 
@@ -49,18 +50,6 @@ UNIT = {"loud": "x", "quiet": "x", "hotspot": " sigma", "pooled": "x"}
 
 
 # ---- numbers from the records ------------------------------------------------------------
-
-
-def cp_upper(k: int, n: int, confidence: float = 0.95) -> float:
-    """One-sided Clopper-Pearson upper bound on a rate with k events in n trials."""
-    from scipy.stats import beta
-
-    return 1.0 if k >= n else float(beta.ppf(confidence, k + 1, n - k))
-
-
-def is_target_size(size: str) -> bool:
-    r, c = (int(x) for x in size.split("x"))
-    return r * c >= TARGET_NUMEL
 
 
 def _at(df: pd.DataFrame, alpha: float) -> pd.DataFrame:

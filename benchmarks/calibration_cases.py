@@ -59,6 +59,18 @@ Task = tuple[str, Callable[..., list[Record]], dict[str, Any], float]
 
 
 @functools.cache
+def cp_upper(k: int, n: int, confidence: float = 0.95) -> float:
+    """One-sided Clopper-Pearson upper bound on a rate with k events in n trials."""
+    from scipy.stats import beta
+
+    return 1.0 if k >= n else float(beta.ppf(confidence, k + 1, n - k))
+
+
+def is_target_size(size: str) -> bool:
+    r, c = (int(x) for x in size.split("x"))
+    return r * c >= TARGET_NUMEL
+
+
 def api(module: str = "striate") -> SimpleNamespace:
     """The detectors under test: striate's, or a module exposing the same names (a candidate)."""
     if module != "striate":
