@@ -60,3 +60,14 @@ def page(browser: Any) -> Iterator[Any]:
     pg.errors = errors
     yield pg
     pg.close()
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[Any]:
+    """A `hostile.Sandbox`: a process capped at 2 GiB of address space and 30 s per answer, in
+    which hostile files are opened and read (tests/test_hostile_*.py)."""
+    from hostile import Sandbox
+
+    box = Sandbox()
+    yield box
+    box.close()
