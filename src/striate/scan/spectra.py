@@ -90,8 +90,9 @@ def run_spectra(
                                       {"status": "failed", "error": error})  # fmt: skip
             else:
                 key = cache.key(position, info.name, info.shape, info.dtype, part, values=w)
-                result = cache.get(key) or _spectrum(w, info, part, config)
-                if not result.failed:
+                cached = cache.get(key)
+                result = cached or _spectrum(w, info, part, config)
+                if cached is None and not result.failed:  # failures are retried next time
                     cache.put(key, result)
             rows.append(result.row)
             manifest.tensors[info.name] = result.status
