@@ -18,9 +18,9 @@ from striate.cli import app
 from striate.errors import StriateError
 from striate.experiments import EXPERIMENTS, run_experiment
 from striate.experiments import claims as C
-from striate.experiments.claims import spearman
 from striate.experiments.data import load, read_idx
 from striate.experiments.harness import log_schedule, slug
+from striate.experiments.measures import spearman
 
 
 @pytest.mark.parametrize("steps,n", [(1, 2), (7, 5), (1000, 5), (15000, 32), (3, 50)])

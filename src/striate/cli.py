@@ -427,6 +427,15 @@ SetOption = Annotated[
     typer.Option("--set", metavar="KEY=VALUE", help="Change a config field: key=value."),
 ]
 SeedOption = Annotated[int | None, typer.Option("--seed", metavar="N", help="Random seed.")]
+SeedsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--seeds",
+        metavar="N|LIST",
+        help="Run once per seed (N: seeds 0..N-1, or a list like 0,3,7), each into "
+        "OUT/seeds/seed_NNN, and decide the claims over the seeds.",
+    ),
+]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress.")]
 OutOption = Annotated[Path, typer.Option("--out", "-o", metavar="DIR", help="Run directory.")]
 
@@ -445,14 +454,30 @@ def experiment(
     ] = "quick",
     settings: SetOption = None,
     seed: SeedOption = None,
+    seeds: SeedsOption = None,
+    device: Annotated[
+        str | None,
+        typer.Option(
+            "--device",
+            metavar="DEVICE",
+            help="Where the models train (cpu, cuda, cuda:N), for experiments with a device "
+            "setting (grokking-transformer).",
+        ),
+    ] = None,
     quiet: QuietOption = False,
+    executor: ExecutorOption = "local",
+    ray_address: RayAddressOption = None,
 ) -> None:
-    """Train the models of a published finding, track their checkpoints, decide its claims."""
-    from striate.experiments import run_experiment
+    """Train the models of a published finding, track their checkpoints, decide its claims
+    (claims.json); with --seeds, once per seed (each seed one task of --executor)."""
+    from striate.executor import make_executor
+    from striate.experiments import parse_seeds, run_experiment
 
-    path = run_experiment(
-        name, out, preset=preset, overrides=settings or [], seed=seed, progress=not quiet
-    )
+    chosen = parse_seeds(seeds) if seeds is not None else None
+    with make_executor(executor, address=ray_address) as tasks:
+        path = run_experiment(name, out, preset=preset, overrides=settings or [], seed=seed,
+                              seeds=chosen, progress=not quiet, executor=tasks,
+                              device=device)  # fmt: skip
     print_claims(console, path)
 
 
@@ -472,17 +497,19 @@ def lab(
     ] = "quick",
     settings: SetOption = None,
     seed: SeedOption = None,
+    seeds: SeedsOption = None,
     quiet: QuietOption = False,
     executor: ExecutorOption = "local",
     ray_address: RayAddressOption = None,
 ) -> None:
     """Train a sweep of toy models (superposition, memorization, double descent) at once."""
     from striate.executor import make_executor
-    from striate.experiments import run_lab
+    from striate.experiments import parse_seeds, run_lab
 
+    chosen = parse_seeds(seeds) if seeds is not None else None
     with make_executor(executor, address=ray_address) as tasks:
         path = run_lab(name, out, preset=preset, overrides=settings or [], seed=seed,
-                       progress=not quiet, executor=tasks)  # fmt: skip
+                       seeds=chosen, progress=not quiet, executor=tasks)  # fmt: skip
     print_claims(console, path)
 
 

@@ -157,6 +157,11 @@ def write_json(path: Path, data: Any) -> None:
         fh.write("\n")
 
 
+def read_json(path: Path) -> Any:
+    """A JSON file this package wrote (summary.json, claims.json)."""
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
 def write_table(path: Path, table: pd.DataFrame) -> None:
     with atomic_file(path) as fh:
         table.to_parquet(fh, index=False)

@@ -6,7 +6,6 @@ report show too; this module only lays them out for a terminal of a given width.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from striate.display import SummaryTable, findings_summary, scan_time
+from striate.report.claims_html import read_claims, spread
 
 if TYPE_CHECKING:
     from striate.run import Run
@@ -91,8 +91,13 @@ def cell(value: object) -> str:
 
 
 def print_claims(console: Console, path: Path) -> None:
-    """The claims of a run's summary.json (one line each) and where its report is."""
-    summary = json.loads((path / "summary.json").read_text(encoding="utf-8"))
-    for claim, holds in summary.get("claims", {}).items():
-        console.print(f"{claim}: {'yes' if holds else 'no'}", highlight=False)
+    """The claims of a run's claims.json, one line each (verdict, claim, its measure over the
+    seeds, the criterion), and where its report is."""
+    marks = {"met": "[green]met[/]", "mixed": "[yellow]mixed[/]", "not met": "[red]not met[/]"}
+    for row in read_claims(path):
+        console.print(
+            f"{marks.get(row['verdict'], row['verdict'])}  {row['id']}: {spread(row)} "
+            f"[dim](criterion: {row['criterion']})[/]",
+            highlight=False,
+        )
     console.print(f"report: {path / 'index.html'}", highlight=False)

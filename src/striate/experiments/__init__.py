@@ -13,12 +13,15 @@ track their spectra with `striate track` (`harness.py`; README).
 
     setting.py      what a setting is (`Setting`), its config from preset, --set and --seed
                     (`resolve_config`), the manifest every run writes (`manifest`)
+    claims.py       the claims contract: `Claim`, `Criterion`, verdicts over seeds, claims.json
+    seeds.py        a setting over several seeds (`--seeds`), each seed a task of an executor
+    pages.py        docs/reproductions pages generated from claims.json and summary.json
     registry.py     every setting, in one place (`SETTINGS`, `find`)
     data.py         synthetic sparse features (labs), image data sets (experiments)
     figures.py      the figures both kinds draw
     toy/            the lab's engine: instances, toy models, batched training, `Lab`
     harness.py      the experiments' engine: conditions, checkpoints, tracking, `Experiment`
-    claims.py, mlp.py   what several experiments share: claim numbers, an MLP and its SGD loop
+    measures.py, mlp.py  what several experiments share: claim numbers, an MLP and its SGD loop
     superposition.py, double_descent.py, reconstruction.py                      the labs
     grokking.py, weight_decay.py, memorization.py, lmc.py, lottery.py, banding.py  the experiments
 """
@@ -28,8 +31,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from striate.errors import StriateError
 from striate.executor import Executor
 from striate.experiments.registry import EXPERIMENTS, LABS, SETTINGS, find
+from striate.experiments.seeds import parse_seeds, run_seeds
 from striate.experiments.setting import Kind, Request, Setting, resolve_config
 from striate.threads import torch_threads
 
@@ -41,6 +46,7 @@ def run_lab(
     preset: str = "quick",
     overrides: Sequence[str] = (),
     seed: int | None = None,
+    seeds: Sequence[int] | None = None,
     progress: bool = False,
     executor: Executor | None = None,
 ) -> Path:
@@ -48,12 +54,14 @@ def run_lab(
 
     Unknown names, presets or settings raise `StriateError` listing the known ones. The run
     directory holds lab.parquet, features.parquet, points.parquet, weights.npz, figures/,
-    summary.json, manifest.json and index.html. `seed` (default 0) seeds every instance's
-    generators together with the instance's index. `executor` (`striate.executor`) runs each
-    group of the sweep as one task, e.g. on a Ray cluster; the default trains here, in turn.
+    summary.json, claims.json, manifest.json and index.html. `seed` (default 0) seeds every
+    instance's generators together with the instance's index; `seeds` runs the lab once per
+    seed and decides its claims over them (`seeds.run_seeds`). `executor`
+    (`striate.executor`) runs each group of the sweep as one task, e.g. on a Ray cluster; the
+    default trains here, in turn.
     """
     return run_setting("lab", name, out, preset=preset, overrides=overrides, seed=seed,
-                       progress=progress, executor=executor)  # fmt: skip
+                       seeds=seeds, progress=progress, executor=executor)  # fmt: skip
 
 
 def run_experiment(
@@ -63,15 +71,22 @@ def run_experiment(
     preset: str = "quick",
     overrides: Sequence[str] = (),
     seed: int | None = None,
+    seeds: Sequence[int] | None = None,
     progress: bool = False,
+    executor: Executor | None = None,
+    device: str | None = None,
 ) -> Path:
-    """Train, save checkpoints, track them and summarize; returns the run directory.
+    """Train, save checkpoints, track them, summarize and decide the claims (claims.json);
+    returns the run directory.
 
-    `seed` sets the config's `seed` field. Unknown names, presets or settings raise
-    `StriateError` listing the known ones.
+    `seed` sets the config's `seed` field; `seeds` runs every seed as its own run, each a task
+    of `executor`, and decides the claims over them (`seeds.run_seeds`). `device` ("cuda",
+    "cuda:1", "cpu") sets the config's `device` field, for the experiments that have one.
+    Unknown names, presets or settings raise `StriateError` listing the known ones.
     """
     return run_setting("experiment", name, out, preset=preset, overrides=overrides, seed=seed,
-                       progress=progress)  # fmt: skip
+                       seeds=seeds, progress=progress, executor=executor,
+                       device=device)  # fmt: skip
 
 
 def run_setting(
@@ -82,15 +97,23 @@ def run_setting(
     preset: str = "quick",
     overrides: Sequence[str] = (),
     seed: int | None = None,
+    seeds: Sequence[int] | None = None,
     progress: bool = False,
     executor: Executor | None = None,
+    device: str | None = None,
 ) -> Path:
     """What `striate lab` and `striate experiment` run: find the setting, resolve its config,
-    train it with its engine, on one torch thread (`striate.threads`)."""
+    train it with its engine, on one torch thread (`striate.threads`); or, given `seeds`, do
+    that once per seed (`seeds.run_seeds`)."""
+    if seeds is not None:
+        if seed is not None:
+            raise StriateError("give --seed or --seeds, not both")
+        return run_seeds(kind, name, out, seeds, preset=preset, overrides=overrides,
+                         progress=progress, executor=executor, device=device)  # fmt: skip
     setting = find(kind, name)
-    config = resolve_config(setting, preset, overrides, seed)
+    config = resolve_config(setting, preset, overrides, seed, device)
     request = Request(setting, config, Path(out), preset, tuple(overrides), seed, progress,
-                      executor)  # fmt: skip
+                      executor if kind == "lab" else None)  # fmt: skip
     with torch_threads(1):
         return setting.run(config, setting.engine(request))
 
@@ -100,6 +123,7 @@ __all__ = [
     "LABS",
     "SETTINGS",
     "Setting",
+    "parse_seeds",
     "resolve_config",
     "run_experiment",
     "run_lab",

@@ -1,101 +1,204 @@
-"""The numbers that decide the claims, computed from an experiment's tables.
+"""The claims contract of a reproduction (shared/DESIGN.md, "Claims of a reproduction").
 
-Every function reads the tidy tables `Experiment.track` returns (metrics, trajectories,
-dynamics, alignment; one `condition` column) and returns plain numbers for `summary.json`.
+A setting declares its claims in code, before any run: each `Claim` names its source, states
+itself in one sentence, defines the measure that decides it (a function of one seed's
+summary.json) and a `Criterion` (a comparison and a threshold). `decide` turns the measure of
+every seed into one row of claims.json: the per-seed values, mean, sd and the verdict
+
+- `met`: the criterion holds for the mean and in at least 2/3 of the seeds;
+- `mixed`: it holds in some seeds;
+- `not met`: in none.
+
+A seed whose measure is undefined (None: it never reached the step the measure needs) counts as
+a seed where the criterion does not hold.
+
+    >>> c = Claim("drop", "seed 002", "Rank falls.", "relative rank drop", Criterion(">=", 0.2),
+    ...           lambda s: s["drop"])
+    >>> row = decide(c, [{"drop": 0.3}, {"drop": 0.25}, {"drop": 0.1}])
+    >>> row["verdict"], row["per_seed"], row["holds"]
+    ('met', [0.3, 0.25, 0.1], [True, True, False])
 """
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
-import pandas as pd
+
+from striate import store
+
+Op = Literal[">=", "<=", ">", "<", "between", "true"]
+Verdict = Literal["met", "mixed", "not met"]
+VERDICTS: tuple[Verdict, ...] = ("met", "mixed", "not met")
+Summary = Mapping[str, Any]  # one seed's summary.json
 
 
-def weight_matrices(trajectories: pd.DataFrame) -> list[str]:
-    """Names of the tensors with an effective rank (matrices), in file order."""
-    has = trajectories[trajectories["effective_rank"].notna()]
-    return list(dict.fromkeys(has["name"]))
+@dataclass(frozen=True)
+class Criterion:
+    """A comparison fixed before the run: `>= 0.2`, `between 0.8 1.2`, or `true` (a yes/no
+    measure that must be yes; its mean is the share of seeds where it is)."""
+
+    op: Op
+    threshold: float | tuple[float, float] = 1.0
+
+    def holds(self, x: float | None) -> bool:
+        """Whether the value `x` meets the criterion (never for None or NaN).
+
+        >>> Criterion("between", (0.8, 1.2)).holds(1.25), Criterion("<=", -0.8).holds(-0.9)
+        (False, True)
+        """
+        if x is None or not math.isfinite(x):
+            return False
+        t = self.threshold
+        if self.op == "between":
+            assert isinstance(t, tuple)
+            return t[0] <= x <= t[1]
+        if self.op == "true":
+            return x >= 0.5
+        assert not isinstance(t, tuple)
+        return bool({">=": x >= t, "<=": x <= t, ">": x > t, "<": x < t}[self.op])
+
+    def text(self, name: str = "x") -> str:
+        """The criterion as written in claims.json and on the pages: `x >= 0.2`.
+
+        >>> Criterion("between", (0.8, 1.2)).text("ratio"), Criterion("true").text("grokked")
+        ('0.8 <= ratio <= 1.2', 'grokked is true')
+        """
+        t = self.threshold
+        if self.op == "between":
+            assert isinstance(t, tuple)
+            return f"{t[0]:g} <= {name} <= {t[1]:g}"
+        if self.op == "true":
+            return f"{name} is true"
+        assert not isinstance(t, tuple)
+        return f"{name} {self.op} {t:g}"
 
 
-def crossing_step(metrics: pd.DataFrame, column: str, threshold: float) -> int | None:
-    """The first logged step where `column` reaches `threshold` (None if it never does)."""
-    hit = metrics.loc[metrics[column] >= threshold, "step"]
-    return int(hit.min()) if len(hit) else None
+@dataclass(frozen=True)
+class Claim:
+    """One claim of a setting, decided by `criterion` on `value(summary)` of each seed."""
+
+    id: str  # a stable slug
+    source: str  # the seed file and the sentence or figure the claim comes from
+    statement: str  # one sentence
+    measure: str  # what is computed, with its definition
+    criterion: Criterion
+    value: Callable[[Summary], float | bool | None]  # the measure, from one seed's summary
+    deviations: tuple[str, ...] = ()  # each way this claim's test differs from the source's
+
+    def measure_of(self, summary: Summary) -> float | None:
+        """The measure of one seed: a float (True/False as 1/0), None when undefined."""
+        try:
+            v = self.value(summary)
+        except (KeyError, TypeError, IndexError, ZeroDivisionError):
+            return None  # a summary without what the measure needs: undefined, not a crash
+        if v is None:
+            return None
+        v = float(v)
+        return v if math.isfinite(v) else None
 
 
-def rank_drop(series: pd.DataFrame, metric: str = "effective_rank") -> dict[str, Any]:
-    """How a matrix's rank falls after its peak: the peak, the final value, the relative drop
-    (peak - final) / peak, and `drop_step`, the first step after the peak where the rank has
-    covered half of that fall (None when it falls by less than 5%).
+def verdict(values: Sequence[float | None], criterion: Criterion) -> Verdict:
+    """`met`, `mixed` or `not met` for the per-seed `values` (see the module's docstring).
 
-    series: one matrix's rows (`step`, `metric`).
+    >>> verdict([1.0, 1.0, 0.0], Criterion("true")), verdict([0.3, None, None], Criterion(">", 0))
+    ('met', 'mixed')
     """
-    s = series.sort_values("step")
-    steps, r = s["step"].to_numpy(), s[metric].to_numpy(dtype=float)
-    if r.size == 0 or not np.isfinite(r).any():
-        return {"peak": None, "final": None, "drop": None, "drop_step": None}
-    top = int(np.nanargmax(r))
-    peak, final = float(r[top]), float(r[-1])
-    drop = (peak - final) / peak if peak > 0 else 0.0
-    step = None
-    if drop >= 0.05:
-        half = peak - 0.5 * (peak - final)
-        after = np.nonzero(r[top:] <= half)[0]
-        step = int(steps[top + after[0]]) if after.size else None
-    return {"peak": peak, "final": final, "drop": drop, "drop_step": step}
+    holds = [criterion.holds(v) for v in values]
+    if not any(holds):
+        return "not met"
+    defined = [v for v in values if v is not None]
+    mean = float(np.mean(defined))
+    mean_holds = mean >= 2 / 3 if criterion.op == "true" else criterion.holds(mean)
+    return "met" if mean_holds and 3 * sum(holds) >= 2 * len(values) else "mixed"
 
 
-def settle_step(dynamics: pd.DataFrame, column: str, level: float = 0.9) -> int | None:
-    """The first step from which `column` (an overlap with the final checkpoint) stays at or
-    above `level` until the end; None if it never does."""
-    s = dynamics.sort_values("step")
-    below = np.nonzero(~(s[column].to_numpy(dtype=float) >= level))[0]
-    if below.size == 0:
-        return int(s["step"].iloc[0])
-    return None if below[-1] == len(s) - 1 else int(s["step"].iloc[below[-1] + 1])
-
-
-def settling(dynamics: pd.DataFrame, final_step: int, level: float = 0.9) -> dict[str, Any]:
-    """Claim 4a, per matrix: the step from which its top-k left and right singular subspaces
-    stay at least `level` of the final checkpoint's, and that step as a fraction of training."""
-    out: dict[str, Any] = {}
-    for name, rows in dynamics.groupby("tensor", sort=False):
-        steps = [settle_step(rows, c, level) for c in ("overlap_left_final", "overlap_right_final")]
-        step = None if None in steps else max(s for s in steps if s is not None)
-        out[str(name)] = {
-            "settle_step": step,
-            "settle_fraction": None if step is None else step / final_step,
-        }
-    return out
-
-
-def alignment_at_end(
-    alignment: pd.DataFrame, trajectories: pd.DataFrame, top_k: int
+def decide(
+    claim: Claim, summaries: Sequence[Summary], deviations: Sequence[str] = ()
 ) -> dict[str, Any]:
-    """Claim 4b, per consecutive pair: the overlap of layer l's output space with layer l+1's
-    input space at the last checkpoint, beside chance, k / width of the shared axis."""
-    if alignment.empty:
-        return {}
-    last = alignment[alignment["step"] == alignment["step"].max()]
-    shapes = dict(zip(trajectories["name"], trajectories["shape"], strict=True))
-    out: dict[str, Any] = {}
-    for r in last.itertuples():
-        width = int(shapes[r.tensor][0])
-        out[f"{r.tensor} -> {r.next_tensor}"] = {
-            "alignment": float(r.alignment),
-            "chance": min(top_k, width) / width,
-        }
-    return out
+    """One object of claims.json: the claim, its measure in every seed, mean, sd (over the
+    defined values; sd 0 for one seed) and its verdict. `deviations` are the run's, added to
+    the claim's own."""
+    values = [claim.measure_of(s) for s in summaries]
+    defined = [v for v in values if v is not None]
+    return {
+        "id": claim.id,
+        "source": claim.source,
+        "statement": claim.statement,
+        "measure": claim.measure,
+        "criterion": claim.criterion.text(claim.id),
+        "op": claim.criterion.op,
+        "threshold": claim.criterion.threshold,
+        "per_seed": values,
+        "holds": [claim.criterion.holds(v) for v in values],
+        "mean": float(np.mean(defined)) if defined else None,
+        "sd": float(np.std(defined, ddof=1)) if len(defined) > 1 else 0.0 if defined else None,
+        "n_seeds": len(values),
+        "verdict": verdict(values, claim.criterion),
+        "deviations": list(dict.fromkeys([*claim.deviations, *deviations])),
+    }
 
 
-def spearman(x: list[float], y: list[float]) -> float:
-    """Spearman's rank correlation (average ranks for ties); NaN for fewer than 3 points.
+def write_claims(
+    out: Path,
+    claims: Sequence[Claim],
+    summaries: Sequence[Summary],
+    seeds: Sequence[int],
+    deviations: Sequence[str] = (),
+) -> list[dict[str, Any]]:
+    """Decide every claim over the seeds' summaries and write `out/claims.json`: a list with one
+    object per claim, each with the seeds it was decided on."""
+    rows = [{**decide(c, summaries, deviations), "seeds": list(seeds)} for c in claims]
+    store.write_json(out / "claims.json", rows)
+    return rows
 
-    >>> round(spearman([0, 1, 2, 3], [9, 7, 8, 1]), 12)
-    -0.8
-    """
-    if len(x) < 3:
-        return float("nan")
-    rx, ry = pd.Series(x).rank().to_numpy(), pd.Series(y).rank().to_numpy()
-    return float(np.corrcoef(rx, ry)[0, 1])
+
+def draw_claims(rows: Sequence[Mapping[str, Any]], path: Path, title: str) -> str:
+    """One panel per claim: every seed's measure (dots), the mean with ± 1 sd, and the
+    criterion's threshold (dotted), green where the verdict is met. Returns `figures/NAME`."""
+    from striate.render.png import save_figure
+    from striate.render.style import canvas, style
+
+    colors = {"met": "#2e7d32", "mixed": "#b7791f", "not met": "#c0392b"}
+    with style():
+        n = max(len(rows), 1)
+        fig = canvas(min(3.0 * n, 15.0), 2.6 * math.ceil(n / 5), dpi=110)
+        fig.suptitle(title, x=0.01, ha="left", fontsize=10, weight="bold", parse_math=False)
+        axes = np.atleast_1d(fig.subplots(math.ceil(n / 5), min(n, 5), squeeze=False)).ravel()
+        for ax, row in zip(axes, rows, strict=False):
+            values = [v for v in row["per_seed"] if v is not None]
+            color = colors[row["verdict"]]
+            ax.scatter(np.zeros(len(values)) + np.linspace(-0.15, 0.15, len(values)), values,
+                       color=color, s=14, zorder=3)  # fmt: skip
+            if row["mean"] is not None:
+                ax.errorbar([0.5], [row["mean"]], yerr=[row["sd"] or 0.0], fmt="o",
+                            color="black", ms=4, capsize=3)  # fmt: skip
+            t = row["threshold"]
+            for level in t if isinstance(t, (list, tuple)) else [t]:
+                if row["op"] != "true":
+                    ax.axhline(level, color="grey", ls=":", lw=1)
+            ax.set_xlim(-0.5, 1.0)
+            ax.set_xticks([0, 0.5], ["seeds", "mean ± sd"], fontsize=7)
+            ax.set_title(f"{row['id']}\n{row['verdict']}", fontsize=8, loc="left",
+                         color=color, parse_math=False)  # fmt: skip
+            ax.tick_params(labelsize=7)
+        for ax in axes[len(rows) :]:
+            ax.set_visible(False)
+        fig.tight_layout()
+        save_figure(fig, path)
+    return f"figures/{path.name}"
+
+
+__all__ = [
+    "VERDICTS",
+    "Claim",
+    "Criterion",
+    "decide",
+    "draw_claims",
+    "verdict",
+    "write_claims",
+]

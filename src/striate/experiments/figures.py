@@ -23,8 +23,8 @@ from matplotlib.axes import Axes
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
-from striate.experiments.claims import weight_matrices
 from striate.experiments.harness import Tracked
+from striate.experiments.measures import weight_matrices
 from striate.render.ffn_panels import VERBATIM, guarded, new_figure, note
 from striate.render.png import save_figure
 from striate.render.spec import CMAP
@@ -254,11 +254,21 @@ def _mark(ax: Axes, marks: dict[str, int | None]) -> None:
             ax.axvline(step, color=f"C{i + 3}", ls="--", lw=1, label=f"{label} (step {step})")
 
 
+def _by_seed(table: pd.DataFrame) -> list[tuple[int, pd.DataFrame]]:
+    """`table`'s rows per seed (a table over seeds has a `seed` column), or the whole table."""
+    if "seed" not in table.columns:
+        return [(0, table)]
+    return [(int(str(s)), rows) for s, rows in table.groupby("seed", sort=True)]
+
+
 def draw_curves(tracked: Tracked, markers: Markers, path: Path, title: str) -> str:
     """One column per condition: accuracy (top) and the effective rank of every weight
-    matrix (bottom) against step, with the marked steps as dashed lines. Returns the path
+    matrix (bottom) against step, with the marked steps as dashed lines. Tables over seeds
+    (a `seed` column, `harness.over_seeds`) draw every seed, thinner. Returns the path
     relative to the run directory's parent folder of `figures/`."""
     names = list(dict.fromkeys(tracked.metrics["condition"]))
+    several = "seed" in tracked.metrics.columns
+    lw, alpha = (0.8, 0.6) if several else (1.2, 1.0)
     with style():
         fig = canvas(4.4 * len(names), 6.4, dpi=110)
         fig.suptitle(title, x=0.01, ha="left", fontsize=10, weight="bold", parse_math=False)
@@ -267,22 +277,19 @@ def draw_curves(tracked: Tracked, markers: Markers, path: Path, title: str) -> s
             m = tracked.metrics[tracked.metrics["condition"] == name]
             t = tracked.trajectories[tracked.trajectories["condition"] == name]
             top, bottom = axes[0, col], axes[1, col]
-            for key, color in (("train_acc", "C0"), ("test_acc", "C1")):
-                if key in m:
-                    top.plot(m["step"], m[key], color=color, lw=1.2, label=key.replace("_", " "))
+            for n, (_, ms) in enumerate(_by_seed(m)):
+                for key, color in (("train_acc", "C0"), ("test_acc", "C1")):
+                    if key in ms:
+                        top.plot(ms["step"], ms[key], color=color, lw=lw, alpha=alpha,
+                                 label=key.replace("_", " ") if n == 0 else None)  # fmt: skip
             top.set_title(name, fontsize=9, loc="left", parse_math=False)
             top.set_ylim(-0.02, 1.02)
-            for i, matrix in enumerate(weight_matrices(t)):
-                rows = t[t["name"] == matrix].sort_values("step")
-                bottom.plot(
-                    rows["step"],
-                    rows["effective_rank"],
-                    color=f"C{i % 10}",
-                    lw=1.2,
-                    marker=".",
-                    ms=3,
-                    label=matrix,
-                )
+            for n, (_, ts) in enumerate(_by_seed(t)):
+                for i, matrix in enumerate(weight_matrices(t)):
+                    rows = ts[ts["name"] == matrix].sort_values("step")
+                    bottom.plot(rows["step"], rows["effective_rank"], color=f"C{i % 10}",
+                                lw=lw, alpha=alpha, marker="." if not several else None, ms=3,
+                                label=matrix if n == 0 else None)  # fmt: skip
             bottom.set_xlabel("step")
             for ax in (top, bottom):
                 _x_log(ax, m["step"].to_numpy())
@@ -308,7 +315,8 @@ def draw_sweep(
     reference: dict[str, float] | None = None,
 ) -> str:
     """One panel per column in `panels`, `x` on the horizontal axis, one line per `hue`.
-    `reference` draws a dotted horizontal line per panel (e.g. chance level)."""
+    `reference` draws a dotted horizontal line per panel (e.g. chance level). A table over
+    seeds (a `seed` column) draws the mean over seeds with a band of ± 1 sd."""
     with style():
         # wide enough for the title on one line (about 0.08 inch per character at size 10)
         fig = canvas(max(4.2 * len(panels), 0.08 * len(title)), 3.6, dpi=110)
@@ -317,16 +325,13 @@ def draw_sweep(
         groups = list(table.groupby(hue, sort=False)) if hue else [("", table)]
         for ax, column in zip(axes, panels, strict=True):
             for i, (label, rows) in enumerate(groups):
-                rows = rows.sort_values(x)
-                ax.plot(
-                    rows[x],
-                    rows[column],
-                    color=f"C{i % 10}",
-                    marker="o",
-                    ms=4,
-                    lw=1.2,
-                    label=str(label) or None,
-                )
+                stats = rows.groupby(x)[column].agg(["mean", "std"]).sort_index()
+                ax.plot(stats.index, stats["mean"], color=f"C{i % 10}", marker="o", ms=4,
+                        lw=1.2, label=str(label) or None)  # fmt: skip
+                if "seed" in rows.columns and rows["seed"].nunique() > 1:
+                    sd = stats["std"].fillna(0.0)
+                    ax.fill_between(stats.index, stats["mean"] - sd, stats["mean"] + sd,
+                                    color=f"C{i % 10}", alpha=0.2, lw=0)  # fmt: skip
             if reference and column in reference:
                 ax.axhline(reference[column], color="grey", ls=":", lw=1, label="chance")
             if log_x:

@@ -21,15 +21,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from striate.experiments.claims import (
+from striate.experiments.figures import draw_curves
+from striate.experiments.harness import Condition, Experiment, Tracked, log_schedule
+from striate.experiments.measures import (
     alignment_at_end,
     crossing_step,
     rank_drop,
     settling,
     weight_matrices,
 )
-from striate.experiments.figures import draw_curves
-from striate.experiments.harness import Condition, Experiment, Tracked, log_schedule
 from striate.experiments.setting import Setting
 
 

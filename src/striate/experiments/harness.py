@@ -11,6 +11,7 @@ the tables with a `condition` column. `Experiment.finish` writes `summary.json`,
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -25,7 +26,7 @@ import torch
 from safetensors.torch import save_file
 
 from striate import store
-from striate.experiments.setting import Kind, Request, json_ready, manifest
+from striate.experiments.setting import Kind, Request, decide_claims, json_ready, manifest
 from striate.report.experiment_html import write_experiment_report
 from striate.track import track
 
@@ -94,6 +95,29 @@ class Tracked:
     alignment: pd.DataFrame
 
 
+TABLES = ("metrics", "trajectories", "dynamics", "alignment")
+
+
+def read_tracked(run: Path) -> Tracked:
+    """The joined tables an experiment's run directory holds (`Experiment.track` wrote them)."""
+    return Tracked(*(pd.read_parquet(run / f"{name}.parquet") for name in TABLES))
+
+
+def over_seeds(runs: list[Path], seeds: list[int] | None = None) -> Tracked:
+    """The tables of several seeds' runs, stacked, with a `seed` column (default: the number in
+    each folder's name, `seeds/seed_002` -> 2)."""
+    if seeds is None:
+        seeds = [int(m.group(1)) if (m := re.search(r"(\d+)$", r.name)) else i
+                 for i, r in enumerate(runs)]  # fmt: skip
+    parts = [[getattr(t, f.name) for f in dataclasses.fields(t)] for t in map(read_tracked, runs)]
+    stacked = [
+        pd.concat([p[i].assign(seed=s) for p, s in zip(parts, seeds, strict=True)],
+                  ignore_index=True)
+        for i in range(len(TABLES))
+    ]  # fmt: skip
+    return Tracked(*stacked)
+
+
 class Experiment:
     """The run directory of one experiment and its conditions."""
 
@@ -139,9 +163,7 @@ class Experiment:
             ):
                 parts[key].append(table.assign(condition=cond.name, **_scalars(cond.params)))
         tables = {k: pd.concat(v, ignore_index=True) for k, v in parts.items()}
-        for key, file in zip(
-            "mtda", ("metrics", "trajectories", "dynamics", "alignment"), strict=True
-        ):
+        for key, file in zip("mtda", TABLES, strict=True):
             store.write_table(self.out / f"{file}.parquet", tables[key])
         return Tracked(tables["m"], tables["t"], tables["d"], tables["a"])
 
@@ -152,6 +174,7 @@ class Experiment:
                    **summary}  # fmt: skip
         summary = json_ready(summary)
         store.write_json(self.out / "summary.json", summary)
+        decide_claims(self.request, summary)
         conditions = [{"name": c.name, "params": c.params,
                        "checkpoints": str(c.folder.relative_to(self.out))}
                       for c in self.conditions]  # fmt: skip

@@ -30,10 +30,10 @@ import pandas as pd
 import torch
 from torch import nn
 
-from striate.experiments.claims import spearman
 from striate.experiments.data import Dataset, load
 from striate.experiments.figures import Markers, draw_curves, draw_sweep
 from striate.experiments.harness import Experiment, Tracked, log_schedule
+from striate.experiments.measures import spearman
 from striate.experiments.mlp import (
     Tensors,
     evaluate,

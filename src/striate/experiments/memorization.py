@@ -27,10 +27,10 @@ from typing import Any
 import pandas as pd
 import torch
 
-from striate.experiments.claims import crossing_step, weight_matrices
 from striate.experiments.data import Dataset, load
 from striate.experiments.figures import draw_curves, draw_sweep
 from striate.experiments.harness import Condition, Experiment, Tracked, log_schedule
+from striate.experiments.measures import crossing_step, weight_matrices
 from striate.experiments.mlp import linear_decay, make_mlp, seed_of, sgd, train
 from striate.experiments.setting import Setting
 

@@ -24,6 +24,7 @@ import numpy as np
 from striate.config import apply_overrides, as_dict
 from striate.errors import StriateError
 from striate.executor import Executor
+from striate.experiments.claims import Claim, write_claims
 from striate.store import Manifest
 
 Kind = Literal["lab", "experiment"]
@@ -50,6 +51,10 @@ class Setting(Generic[C, E]):
     presets: Mapping[str, C]  # preset name -> config; "quick" (the default) runs in the tests
     engine: type[E]  # `Lab` or `Experiment`: how it trains; its kind
     run: Callable[[C, E], Path]  # train, summarize, draw; returns the run directory
+    claims: tuple[Claim, ...] = ()  # decided on every run's summary.json (claims.json)
+    deviations: Callable[[C], list[str]] | None = None  # how a config differs from the source
+    draw_seeds: Callable[[list[Path], Path], list[str]] | None = None  # figures of a run over
+    # seeds: (the seeds' run directories, the figures folder) -> paths relative to the run
 
     @property
     def kind(self) -> Kind:
@@ -75,9 +80,11 @@ def resolve_config(
     preset: str = "quick",
     overrides: Sequence[str] = (),
     seed: int | None = None,
+    device: str | None = None,
 ) -> C:
     """The config of `setting`'s `preset` with `key=value` overrides, and `seed` in its `seed`
-    field when it has one (an experiment's; a lab seeds its instances from the run's seed).
+    field when it has one (an experiment's; a lab seeds its instances from the run's seed);
+    `device` in its `device` field (refused for a setting without one).
 
     Unknown presets and settings raise `StriateError` listing the known ones.
     """
@@ -89,6 +96,11 @@ def resolve_config(
     config: Any = apply_overrides(setting.presets[preset], overrides)
     if seed is not None and "seed" in {f.name for f in dataclasses.fields(config)}:
         config = dataclasses.replace(config, seed=seed)
+    if device is not None:
+        if "device" not in {f.name for f in dataclasses.fields(config)}:
+            raise StriateError(f"{setting.kind} {setting.name!r} trains on the CPU only",
+                               hint="leave out --device")  # fmt: skip
+        config = dataclasses.replace(config, device=device)
     return config  # type: ignore[no-any-return]
 
 
@@ -106,6 +118,15 @@ def manifest(request: Request, started: float, figures: list[str], **facts: Any)
     )
     record.finish(started)
     return record
+
+
+def decide_claims(request: Request, summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """Write the claims.json of a one-seed run from its `summary`; return its rows."""
+    setting, config = request.setting, request.config
+    seed = getattr(config, "seed", request.seed)
+    deviations = setting.deviations(config) if setting.deviations else []
+    return write_claims(request.out, setting.claims, [summary], [0 if seed is None else seed],
+                        deviations)  # fmt: skip
 
 
 def json_ready(value: Any) -> Any:

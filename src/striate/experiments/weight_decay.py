@@ -16,9 +16,9 @@ from typing import Any
 import pandas as pd
 
 from striate.experiments import grokking
-from striate.experiments.claims import spearman
 from striate.experiments.figures import draw_curves, draw_sweep
 from striate.experiments.harness import Experiment
+from striate.experiments.measures import spearman
 from striate.experiments.setting import Setting
 
 

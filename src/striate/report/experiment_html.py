@@ -5,16 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from striate.report.claims_html import claims_table, read_claims
 from striate.report.page import e, figures, local, page, pre_json, section
 from striate.store import atomic_file
-
-
-def _claims(summary: dict[str, Any]) -> str:
-    rows = "".join(
-        f"<tr><td>{e(k)}</td><td>{'yes' if v is True else 'no' if v is False else e(v)}</td></tr>"
-        for k, v in summary.get("claims", {}).items()
-    )
-    return f"<table><tr><th>claim</th><th>holds here</th></tr>{rows}</table>"
 
 
 def _conditions(manifest: dict[str, Any]) -> str:
@@ -26,12 +19,14 @@ def _conditions(manifest: dict[str, Any]) -> str:
     return f"<ul>{''.join(items)}</ul>"
 
 
-def render_experiment_report(manifest: dict[str, Any], summary: dict[str, Any]) -> str:
+def render_experiment_report(
+    manifest: dict[str, Any], summary: dict[str, Any], claims: list[dict[str, Any]]
+) -> str:
     title = f"striate experiment {manifest['name']} ({manifest['preset']})"
     body = (
         f"<h1>{e(title)}</h1><p>{e(manifest.get('seconds', manifest.get('wall_time_s')))} s.</p>"
         + section("conditions", "Conditions", lambda: _conditions(manifest))
-        + section("claims", "Claims", lambda: _claims(summary))
+        + section("claims", "Claims", lambda: claims_table(claims))
         + section("figures", "Figures", lambda: figures(manifest["figures"]))
         + section("summary", "summary.json", lambda: pre_json(summary))
         + '<p class="note">Tables: metrics.parquet, trajectories.parquet, dynamics.parquet, '
@@ -46,6 +41,6 @@ def render_experiment_report(manifest: dict[str, Any], summary: dict[str, Any]) 
 def write_experiment_report(
     out_dir: Path, manifest: dict[str, Any], summary: dict[str, Any]
 ) -> None:
-    text = render_experiment_report(manifest, summary)
+    text = render_experiment_report(manifest, summary, read_claims(out_dir))
     with atomic_file(out_dir / "index.html", "w") as fh:
         fh.write(text)

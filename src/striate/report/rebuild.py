@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from striate.errors import StriateError
+from striate.report.claims_html import write_seeds_report
 from striate.report.experiment_html import write_experiment_report
 from striate.report.lab_html import write_lab_report
 from striate.report.pass_html import write_pass_report
@@ -61,6 +62,8 @@ def rebuild_report(run_dir: str | Path) -> Path:
             pd.read_parquet(names, columns=["name"]) if names.is_file() else pd.DataFrame()
         )
         write_track_report(folder, manifest, trajectories)
+    elif kind in ("experiment", "lab") and manifest.get("seeds"):
+        write_seeds_report(folder, manifest)
     elif kind == "experiment":
         write_experiment_report(folder, manifest, _summary(folder))
     else:

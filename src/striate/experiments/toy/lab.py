@@ -19,7 +19,7 @@ import numpy as np
 from striate import store
 from striate.errors import StriateError
 from striate.executor import Executor, task_bar
-from striate.experiments.setting import Kind, Request, json_ready, manifest
+from striate.experiments.setting import Kind, Request, decide_claims, json_ready, manifest
 from striate.experiments.toy.instance import Instance, check, pack
 from striate.experiments.toy.models import BIAS_INITS, WEIGHT_INITS
 from striate.experiments.toy.sweep import LabResult, run_sweep
@@ -67,6 +67,7 @@ class Lab:
         """Write summary.json, manifest.json and index.html; return the run directory."""
         summary = json_ready(summary)
         store.write_json(self.out / "summary.json", summary)
+        decide_claims(self.request, summary)
         facts = {"overrides": list(self.request.overrides), "seed": self.seed,
                  "instances": len(self.instances), "executor": self.executor.name}  # fmt: skip
         record = store.write_manifest(
