@@ -110,7 +110,7 @@ def run_seeds(
             summaries.append(store.read_json(path / "summary.json"))
     else:
         summaries = list(executor.map(run_seed, tasks, label="seeds", progress=False))
-    return finish_seeds(setting, config, out, list(seeds), summaries, preset, started)
+    return finish_seeds(setting, config, out, list(seeds), summaries, preset, overrides, started)
 
 
 def finish_seeds(
@@ -120,6 +120,7 @@ def finish_seeds(
     seeds: list[int],
     summaries: list[dict[str, Any]],
     preset: str,
+    overrides: Sequence[str],
     started: float,
 ) -> Path:
     """claims.json, summary.json, figures, manifest.json and index.html of a run over seeds."""
@@ -134,7 +135,13 @@ def finish_seeds(
         source=f"{setting.kind} {setting.name}",
         settings={k: v for k, v in as_dict(config).items() if k != "seed"},
         figures=figures,
-        extra={"name": setting.name, "about": setting.about, "preset": preset, "seeds": seeds},
+        extra={
+            "name": setting.name,
+            "about": setting.about,
+            "preset": preset,
+            "overrides": list(overrides),
+            "seeds": seeds,
+        },
     )
     record.finish(started)
     summary = {setting.kind: setting.name, "preset": preset, "seeds": seeds,

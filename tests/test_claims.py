@@ -1,0 +1,153 @@
+"""The claims contract: verdicts over seeds on planted numbers, claims.json of a run over seeds
+checked against each seed's own, and the generated reproduction pages."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from striate.cli import app
+from striate.errors import StriateError
+from striate.experiments import pages, parse_seeds, registry, run_experiment
+from striate.experiments.claims import Claim, Criterion, decide, verdict
+from striate.report.claims_html import number
+
+GROW = Claim("grows", "planted", "x grows.", "x", Criterion(">=", 0.5), lambda s: s["x"])
+
+
+@pytest.mark.parametrize(
+    "values,expected",
+    [
+        ([0.6, 0.7, 0.9], "met"),
+        ([0.6, 0.7, 0.1], "mixed"),  # 2 of 3 seeds hold, but not the mean 0.467
+        ([0.6, 0.9, 0.1, 0.2], "mixed"),  # 2 of 4 seeds hold: fewer than 2/3
+        ([0.6, 0.55, 0.0], "mixed"),  # 2 of 3 hold but the mean 0.383 does not
+        ([0.1, 0.2, None], "not met"),
+        ([0.9, None, None], "mixed"),  # undefined seeds count as failing
+        ([0.7], "met"),
+        ([0.4], "not met"),
+    ],
+)
+def test_verdict_rules_on_planted_values(values: list[float | None], expected: str) -> None:
+    assert verdict(values, GROW.criterion) == expected
+
+
+def test_yes_no_and_between_criteria() -> None:
+    yes = Criterion("true")
+    assert verdict([1.0, 1.0, 0.0], yes) == "met"
+    assert verdict([1.0, 0.0, 0.0], yes) == "mixed"
+    assert verdict([0.0, 0.0, 0.0], yes) == "not met"
+    window = Criterion("between", (0.8, 1.2))
+    assert [window.holds(x) for x in (0.79, 0.8, 1.2, 1.21, None, float("nan"))] == [
+        False, True, True, False, False, False]  # fmt: skip
+    assert verdict([0.9, 1.1, 1.5], window) == "met"  # mean 1.167 inside, 2 of 3 seeds
+
+
+def test_decide_reports_every_seed_mean_and_sd() -> None:
+    summaries: list[dict[str, Any]] = [{"x": 0.9}, {"x": 0.6}, {}, {"x": float("nan")}]
+    row = decide(GROW, summaries, deviations=["smaller model"])
+    assert row["per_seed"] == [0.9, 0.6, None, None]  # missing and NaN: undefined
+    assert row["holds"] == [True, True, False, False]
+    assert row["mean"] == pytest.approx(0.75) and row["sd"] == pytest.approx(
+        np.std([0.9, 0.6], ddof=1)
+    )
+    assert row["n_seeds"] == 4 and row["verdict"] == "mixed"  # 2 of 4 seeds < 2/3
+    assert row["criterion"] == "grows >= 0.5" and row["deviations"] == ["smaller model"]
+    one = decide(GROW, [{"x": True}])
+    assert one["per_seed"] == [1.0] and one["sd"] == 0.0 and one["verdict"] == "met"
+
+
+def test_parse_seeds_and_option_errors(tmp_path: Path) -> None:
+    assert parse_seeds("5") == [0, 1, 2, 3, 4] and parse_seeds("2,9") == [2, 9]
+    for bad in ("0", "a", "1,1", "-1,2"):
+        with pytest.raises(StriateError, match="--seeds"):
+            parse_seeds(bad)
+    with pytest.raises(StriateError, match="--seed or --seeds"):
+        run_experiment("grokking", tmp_path, seed=1, seeds=[0, 1])
+    with pytest.raises(StriateError, match="trains on the CPU only"):
+        run_experiment("lottery", tmp_path, device="cuda")
+
+
+TINY = ["p=11", "steps=30", "checkpoints=4", "d_embed=8", "d_hidden=8", "eval_every=10"]
+
+
+def final_rank(summary: dict[str, Any]) -> float:
+    return float(summary["conditions"]["wd=1"]["effective_rank"]["fc1.weight"]["final"])
+
+
+@pytest.fixture(scope="module")
+def over_seeds(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Grokking, tiny, over seeds 0 and 3, with one planted claim on the final train accuracy."""
+    claim = Claim("fits", "planted", "It has a rank.", "final effective rank of fc1, wd=1",
+                  Criterion(">=", 0.0), final_rank)  # fmt: skip
+    setting = dataclasses.replace(registry.SETTINGS["grokking"], claims=(claim,))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(registry.SETTINGS, "grokking", setting)
+        out = tmp_path_factory.mktemp("seeds") / "run"
+        runner = CliRunner().invoke(app, ["experiment", "grokking", "--quiet", "--seeds", "0,3",
+                                          "--out", str(out), *[a for s in TINY for a in
+                                                               ("--set", s)]])  # fmt: skip
+        assert runner.exit_code == 0, runner.output
+        assert "met  fits: " in runner.output and "(2 seeds)" in runner.output
+    return out
+
+
+def test_a_run_over_seeds_decides_on_each_seeds_own_numbers(over_seeds: Path) -> None:
+    rows = json.loads((over_seeds / "claims.json").read_text())
+    assert [r["id"] for r in rows] == ["fits"] and rows[0]["seeds"] == [0, 3]
+    own = []
+    for seed in (0, 3):
+        folder = over_seeds / "seeds" / f"seed_{seed:03d}"
+        summary = json.loads((folder / "summary.json").read_text())
+        own.append(final_rank(summary))
+        one = json.loads((folder / "claims.json").read_text())  # the seed's own claims.json
+        assert one[0]["per_seed"] == [own[-1]] and one[0]["seeds"] == [seed]
+        assert json.loads((folder / "manifest.json").read_text())["settings"]["seed"] == seed
+    assert rows[0]["per_seed"] == own and rows[0]["mean"] == pytest.approx(np.mean(own))
+    assert own[0] != own[1]  # two seeds, two different trainings
+    summary = json.loads((over_seeds / "summary.json").read_text())
+    assert summary["seeds"] == [0, 3] and set(summary["per_seed"]) == {"0", "3"}
+    manifest = json.loads((over_seeds / "manifest.json").read_text())
+    assert manifest["seeds"] == [0, 3] and "seed" not in manifest["settings"]
+    assert manifest["overrides"] == TINY and manifest["figures"][0] == "figures/claims.png"
+    assert (over_seeds / "figures" / "claims.png").stat().st_size > 5_000
+    html = (over_seeds / "index.html").read_text()
+    assert "fits" in html and 'href="seeds/seed_003/index.html"' in html
+
+
+def test_pages_are_generated_from_the_json_and_refuse_typed_numbers(
+    over_seeds: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "docs" / "grokking"
+    folder.mkdir(parents=True)
+    (folder / "discussion.md").write_text(
+        "The rank ends at {{claim:fits.mean}} over seeds {{claim:fits.seeds}}; "
+        "`fc1.weight` is named in code.\n"
+    )
+    text = pages.publish(over_seeds, folder).read_text()
+    mean = json.loads((over_seeds / "claims.json").read_text())[0]["mean"]
+    assert f"The rank ends at {number(mean)} over seeds 0, 3;" in text
+    assert "--seeds 0,3 --set p=11" in text and "| **fits**: It has a rank." in text
+    assert (folder / "figures" / "claims.png").is_file()
+    (folder.parent / "README.md").write_text(pages.index(folder.parent))
+    assert pages.stale(folder.parent) == []
+    index = (folder.parent / "README.md").read_text()
+    assert "[grokking](grokking/)" in index and "**fits**" in index
+    rows = json.loads((folder / "claims.json").read_text())  # a changed number is caught
+    rows[0]["mean"] += 0.01
+    (folder / "claims.json").write_text(json.dumps(rows))
+    assert sorted(pages.stale(folder.parent)) == sorted(
+        [str(folder / "README.md"), str(folder.parent / "README.md")]
+    )
+    (folder / "discussion.md").write_text("It fell by 13% here.\n")
+    with pytest.raises(StriateError, match="a number typed by hand"):
+        pages.page(folder)
+    (folder / "discussion.md").write_text("{{claim:nothing.mean}}\n")
+    with pytest.raises(StriateError, match="names nothing"):
+        pages.page(folder)
