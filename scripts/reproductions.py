@@ -1,5 +1,8 @@
 """Publish a run as a reproduction page, and regenerate or check every page.
 
+    python scripts/reproductions.py run grokking [SEEDS] [--executor ray]
+                                    # the full (lab: paper) preset over SEEDS (default 3),
+                                    # into runs/NAME, then published as docs/reproductions/NAME
     python scripts/reproductions.py publish runs/grokking docs/reproductions/grokking
     python scripts/reproductions.py write    # every page and the index, from their JSON files
     python scripts/reproductions.py check    # exit 1 if a committed page is not what its JSON gives
@@ -10,6 +13,7 @@ manifest.json and the hand-written discussion.md of each folder (placeholders, n
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -18,24 +22,51 @@ from striate.experiments import pages
 ROOT = Path(__file__).resolve().parent.parent / "docs" / "reproductions"
 
 
+def run(name: str, seeds: str = "3", executor: str = "local") -> Path:
+    """Run setting `name` at its full (lab: paper) preset over `seeds`; publish it."""
+    from striate.executor import make_executor
+    from striate.experiments import SETTINGS, parse_seeds, run_setting
+
+    setting = SETTINGS[name]
+    preset = "paper" if setting.kind == "lab" else "full"
+    out = Path("runs") / name
+    with make_executor(executor) as tasks:
+        run_setting(setting.kind, name, out, preset=preset, seeds=parse_seeds(seeds),
+                    progress=True, executor=tasks)  # fmt: skip
+    folder = ROOT / ("lab-" + name if setting.kind == "lab" else name)
+    return pages.publish(out, folder)
+
+
+def write() -> None:
+    for folder in pages.reproductions(ROOT):
+        (folder / "README.md").write_text(pages.page(folder), encoding="utf-8")
+    (ROOT / "README.md").write_text(pages.index(ROOT), encoding="utf-8")
+
+
 def main(argv: list[str]) -> int:
-    if argv[:1] == ["publish"] and len(argv) == 3:
-        print(pages.publish(Path(argv[1]), Path(argv[2])))
-        argv = ["write"]
-    if argv == ["write"]:
-        for folder in pages.reproductions(ROOT):
-            (folder / "README.md").write_text(pages.page(folder), encoding="utf-8")
-        (ROOT / "README.md").write_text(pages.index(ROOT), encoding="utf-8")
-        return 0
-    if argv == ["check"]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run_p = sub.add_parser("run", help="run a setting over seeds and publish it")
+    run_p.add_argument("name")
+    run_p.add_argument("seeds", nargs="?", default="3")
+    run_p.add_argument("--executor", choices=("local", "ray"), default="local")
+    pub = sub.add_parser("publish", help="copy a run into a reproduction folder")
+    pub.add_argument("run", type=Path)
+    pub.add_argument("folder", type=Path)
+    sub.add_parser("write", help="regenerate every page and the index")
+    sub.add_parser("check", help="exit 1 if a page differs from what its JSON files give")
+    args = parser.parse_args(argv)
+    if args.command == "check":
         stale = pages.stale(ROOT)
         for path in stale:
-            print(
-                f"{path}: differs from what its JSON files give; run scripts/reproductions.py write"
-            )
+            print(f"{path}: differs from its JSON files; run scripts/reproductions.py write")
         return 1 if stale else 0
-    print(__doc__)
-    return 2
+    if args.command == "run":
+        print(run(args.name, args.seeds, args.executor))
+    elif args.command == "publish":
+        print(pages.publish(args.run, args.folder))
+    write()
+    return 0
 
 
 if __name__ == "__main__":
