@@ -35,7 +35,7 @@ TABLES = ("tensors", "findings", "residual_dims")
 #: tables written only when their analysis found something to say
 OPTIONAL_TABLES = ("ffn", "ffn_layers", "spectra", "norm_links")
 #: the kinds of run directory, by the command that writes them
-KINDS = ("scan", "spectra", "ffn", "banding", "track", "experiment", "lab")
+KINDS = ("scan", "spectra", "ffn", "banding", "track", "diff", "experiment", "lab")
 LOCK_FILE = ".striate.lock"
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 _TEMP = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")  # what atomic_file's mkstemp names look like

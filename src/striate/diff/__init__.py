@@ -1,0 +1,1 @@
+"""`striate diff A B`: what changed between two checkpoints of one model."""
