@@ -41,6 +41,8 @@ def write() -> None:
     for folder in pages.reproductions(ROOT):
         (folder / "README.md").write_text(pages.page(folder), encoding="utf-8")
     (ROOT / "README.md").write_text(pages.index(ROOT), encoding="utf-8")
+    readme = ROOT.parent.parent / "README.md"
+    readme.write_text(pages.with_summary(readme.read_text(encoding="utf-8"), ROOT), "utf-8")
 
 
 def main(argv: list[str]) -> int:

@@ -200,6 +200,33 @@ def index(root: Path) -> str:
     return "\n\n".join(lines) + "\n"
 
 
+BEGIN, END = "<!-- reproductions:begin -->", "<!-- reproductions:end -->"
+
+
+def summary_block(root: Path) -> str:
+    """The README's summary of findings: per reproduction, its seeds and how many claims are
+    met, mixed and not met, linked to its page."""
+    lines = ["| reproduction | seeds | met | mixed | not met |", "|---|---|---|---|---|"]
+    for folder in reproductions(root):
+        rows = read_claims(folder)
+        counts = [sum(r["verdict"] == v for r in rows) for v in VERDICT_MARK]
+        seeds = max((r["n_seeds"] for r in rows), default=0)
+        lines.append(f"| [{folder.name}](docs/reproductions/{folder.name}/README.md) | {seeds} | "
+                     + " | ".join(map(str, counts)) + " |")  # fmt: skip
+    if len(lines) == 2:
+        return "No reproduction has been run under the claims contract yet."
+    return "\n".join(lines)
+
+
+def with_summary(readme: str, root: Path) -> str:
+    """`readme` with the text between its reproductions markers replaced by `summary_block`."""
+    head, _, rest = readme.partition(BEGIN)
+    _, _, tail = rest.partition(END)
+    if not rest:
+        raise StriateError(f"README.md has no {BEGIN} marker")
+    return f"{head}{BEGIN}\n{summary_block(root)}\n{END}{tail}"
+
+
 def publish(run: Path, folder: Path) -> Path:
     """Copy a run's JSON files and top-level figures into a reproduction `folder` (its
     discussion.md kept), write the folder's README.md; return the page's path."""
@@ -221,6 +248,11 @@ def stale(root: Path) -> list[str]:
     readme = root / "README.md"
     if not readme.is_file() or readme.read_text(encoding="utf-8") != index(root):
         out.append(str(readme))
+    project = root.parent.parent / "README.md"  # docs/reproductions -> the project's README
+    if project.is_file():
+        text = project.read_text(encoding="utf-8")
+        if text != with_summary(text, root):
+            out.append(str(project))
     return out
 
 
