@@ -6,6 +6,12 @@ form a polygon and the features do not (memorization); for large T the features 
 (generalization); between the two the test loss peaks (data double descent). Hobbhahn (2023)
 repeats it with n=1000, S=0.99 (the peak comes 10x earlier), with an MLP block (hidden vectors
 W1 x + b1) and with a toy unembedding (no ReLU, cross-entropy, hard or soft labels).
+
+The claims (`CLAIMS`, the same four for the three settings, each quoting the source's words for
+its setting) read the first hidden size's curve over T from one seed's summary.json: a test-loss
+peak between the ends of the sweep, memorization of the smallest set, its training points as a
+polygon, and features (not data points) owning the hidden space at the largest set. Their
+thresholds were fixed before any run over seeds.
 """
 
 from __future__ import annotations
@@ -19,16 +25,20 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from striate import store
+from striate.experiments.claims import Claim, Criterion
 from striate.experiments.figures import (
     curves,
     dimensionality_scatter,
     draw_geometry,
+    draw_sweep,
     guarded,
     new_figure,
     save,
     size_heatmap,
 )
 from striate.experiments.setting import Setting
+from striate.experiments.toy.claims import Known, deviations, over_seeds, quote
 from striate.experiments.toy.instance import Instance
 from striate.experiments.toy.lab import Lab
 from striate.experiments.toy.sweep import LabResult
@@ -37,6 +47,13 @@ from striate.render.style import style
 
 #: a training set counts as memorized when its loss is below this share of the test loss
 MEMORIZED_RATIO = 0.2
+#: a test-loss peak: the highest loss inside the sweep over the higher of the two ends
+PEAK_RATIO = 1.2
+#: the training points form a polygon: T x their mean dimensionality / m at least this
+POLYGON = 0.9
+#: features own the hidden space: some feature's dimensionality at least this (2/10: one
+#: corner of a regular decagon; a pentagon's corners have 2/5)
+FEATURE_DIMENSIONALITY = 0.2
 #: dataset sizes shown in the geometry figure
 GEOMETRY_PANELS = 12
 
@@ -92,10 +109,15 @@ def sweep(c: DoubleDescentConfig) -> list[Instance]:
 
 
 def size_curves(result: LabResult) -> pd.DataFrame:
-    """Final metrics averaged over replicates, one row per (n_hidden, dataset_size)."""
+    """Final metrics averaged over replicates, one row per (n_hidden, dataset_size).
+    `max_feature_dimensionality`: the largest dimensionality of any feature of a model."""
     cols = ["train_loss", "test_loss", "train_accuracy", "test_accuracy", "probe_accuracy",
-            "feature_dimensionality", "data_dimensionality", "represented"]  # fmt: skip
-    return result.last().groupby(["n_hidden", "dataset_size"], as_index=False)[cols].mean()
+            "feature_dimensionality", "data_dimensionality", "represented",
+            "max_feature_dimensionality"]  # fmt: skip
+    top = result.features.groupby("instance")["dimensionality"].max()
+    last = result.last().assign(max_feature_dimensionality=lambda t: t["instance"].map(top))
+    table: pd.DataFrame = last.groupby(["n_hidden", "dataset_size"], as_index=False)[cols].mean()
+    return table
 
 
 def peak(sizes: np.ndarray, test_loss: np.ndarray) -> dict[str, Any]:
@@ -110,7 +132,22 @@ def peak(sizes: np.ndarray, test_loss: np.ndarray) -> dict[str, Any]:
         "peak_prominence": float(
             test_loss[i] - max(np.nanmin(test_loss[: i + 1]), np.nanmin(test_loss[i:]))
         ),
+        "peak_ratio": peak_ratio(test_loss),
     }
+
+
+def peak_ratio(test_loss: np.ndarray) -> float | None:
+    """The highest test loss strictly inside the sweep over the higher of its two ends (the
+    smallest and largest T): above 1 where the loss rises between the regimes, at most 1
+    where it does not; None for fewer than 3 sizes.
+
+    >>> peak_ratio(np.array([1.0, 1.5, 3.0, 0.9])), peak_ratio(np.array([2.0, 1.0, 0.5]))
+    (3.0, 0.5)
+    """
+    if len(test_loss) < 3:
+        return None
+    ends = max(float(test_loss[0]), float(test_loss[-1]))
+    return float(np.nanmax(test_loss[1:-1]) / ends) if ends > 0 else None
 
 
 def summarize(c: DoubleDescentConfig, result: LabResult) -> dict[str, Any]:
@@ -120,10 +157,16 @@ def summarize(c: DoubleDescentConfig, result: LabResult) -> dict[str, Any]:
         g = table[table["n_hidden"] == m].sort_values("dataset_size")
         sizes, test = g["dataset_size"].to_numpy(), g["test_loss"].to_numpy()
         memorized = g["train_loss"] < MEMORIZED_RATIO * g["test_loss"]
+        small, large = g.iloc[0], g.iloc[-1]
         by_hidden.append({
             "n_hidden": int(m),
             **peak(sizes, test),
             "memorized_sizes": [int(t) for t in g.loc[memorized, "dataset_size"]],
+            # the claims' measures (see CLAIMS)
+            "smallest_train_test_ratio": float(small["train_loss"] / small["test_loss"]),
+            "smallest_polygon": float(small["dataset_size"] * small["data_dimensionality"] / m),
+            "smallest_feature_dimensionality": float(small["max_feature_dimensionality"]),
+            "largest_feature_dimensionality": float(large["max_feature_dimensionality"]),
             "curve": g.drop(columns="n_hidden").to_dict("records"),
         })  # fmt: skip
     first = by_hidden[0]
@@ -137,8 +180,14 @@ def summarize(c: DoubleDescentConfig, result: LabResult) -> dict[str, Any]:
         "smallest_size_memorized": c.dataset_sizes[0] in first["memorized_sizes"]
         if c.dataset_sizes
         else False,
+        **{k: first[k] for k in MEASURES},
         "by_hidden": by_hidden,
     }
+
+
+#: the claims' measures, for the first hidden size, at the top of summary.json
+MEASURES = ("peak_ratio", "smallest_train_test_ratio", "smallest_polygon",
+            "smallest_feature_dimensionality", "largest_feature_dimensionality")  # fmt: skip
 
 
 def _pick(result: LabResult, m: int, sizes: list[int]) -> list[Instance]:
@@ -229,6 +278,131 @@ def _heatmap_figure(c: DoubleDescentConfig, table: pd.DataFrame) -> Figure:
     return fig
 
 
+# --- claims, deviations and figures over seeds -------------------------------------------------
+
+_FEATURE_LEARNING = ("The double descent phenomenon seems to be quite consistent across "
+                     "different settings, i.e. models go from memorization to feature learning "
+                     "when presented with more data")  # fmt: skip
+_HENIGHAN = "Henighan et al. 2023"
+
+
+def claims(peak_quote: str, memorized_quote: str, features_quote: str) -> tuple[Claim, ...]:
+    """The four claims of a double-descent setting, each with the source's words for it."""
+    return (
+        Claim(
+            "test-loss-peak",
+            quote(
+                peak_quote,
+                "it seems like the network is “confused” (e.g. has much higher "
+                "test loss) when it is right between memorization and generalization",
+            ),
+            "The test loss peaks at a dataset size between the small-data (memorizing) and "
+            "large-data (generalizing) regimes.",
+            "the highest test loss at a T strictly inside the sweep over the higher of the test "
+            "losses at the smallest and the largest T (first hidden size, averaged over "
+            f"replicates; 1: no rise between the ends); {PEAK_RATIO}: 'much higher', a fifth "
+            "above both ends",
+            Criterion(">=", PEAK_RATIO),
+            lambda s: s["peak_ratio"],
+        ),
+        Claim(
+            "memorizes-small-sets",
+            quote(memorized_quote, note=f"{_HENIGHAN}: small training sets are memorized"),
+            "The smallest training set is memorized: its loss is far below the test loss.",
+            "train loss over test loss at the smallest T (first hidden size, averaged over "
+            f"replicates); {MEMORIZED_RATIO}: memorized",
+            Criterion("<=", MEMORIZED_RATIO),
+            lambda s: s["smallest_train_test_ratio"],
+        ),
+        Claim(
+            "small-set-polygon",
+            quote(
+                memorized_quote,
+                note=f"{_HENIGHAN}: the hidden vectors of a memorized set "
+                "form a regular polygon, each point of dimensionality m/T",
+            ),
+            "The hidden vectors of the smallest training set share the m hidden dimensions "
+            "evenly, as a polygon.",
+            "T x the mean dimensionality of the training points' hidden vectors / m at the "
+            "smallest T (dimensionality D_t = ||h_t||^2 / sum_s (h_t_hat . h_s)^2; the sum over "
+            "the points is at most m, with equality for points spread evenly, as a regular "
+            f"polygon: 1); {POLYGON}: a polygon up to a tenth",
+            Criterion(">=", POLYGON),
+            lambda s: s["smallest_polygon"],
+        ),
+        Claim(
+            "features-at-large-sets",
+            quote(
+                features_quote,
+                note=f"{_HENIGHAN}: at large T a few features take the "
+                "hidden dimensions, as a polygon, and the data points do not",
+            ),
+            "At the largest training set the model has learned features: a few features, "
+            "not the data points, take the hidden dimensions.",
+            "the largest dimensionality of any feature W_i (D_i = ||W_i||^2 / sum_j (W_i_hat . "
+            "W_j)^2) at the largest T (first hidden size, averaged over replicates); "
+            f"{FEATURE_DIMENSIONALITY}: a corner of a regular decagon or fewer features "
+            "(memorizing models spread the hidden space over many features)",
+            Criterion(">=", FEATURE_DIMENSIONALITY),
+            lambda s: s["largest_feature_dimensionality"],
+        ),
+    )
+
+
+def _known(c: DoubleDescentConfig) -> list[Known]:
+    henighan = "the source follows Henighan et al.'s setting and schedule:"
+    known = [
+        Known("n_features", 1000, "the source has n = 1,000 (Henighan et al.: 10,000)"),
+        Known("hidden", (2,), "the source's m = 2"),
+        Known("sparsity", 0.99, "the source has S = 0.99 (Henighan et al.: 0.999)"),
+        Known("importance", "uniform", "Henighan et al.'s features are equally important"),
+        Known("unit_norm", True, "the source scales every input to unit norm"),
+        Known("train.steps", 50_000, f"{henighan} 50,000 full-batch steps"),
+        Known("train.schedule", "cosine", f"{henighan} warmup, then cosine decay"),
+        Known("train.warmup", 0.05, f"{henighan} 2,500 warmup steps of 50,000"),
+        Known("train.lr", 1e-3, f"{henighan} AdamW at lr 1e-3"),
+        Known("train.weight_decay", 1e-2, f"{henighan} weight decay 1e-2"),
+        Known("train.bias_init", "zero", "the source initializes the bias with zeros"),
+    ]
+    if c.model == "unembed":
+        known += [Known("labels", "hard", "the source's main setting has hard labels"),
+                  Known("tied", True, "the source's unembedding is tied: W^T W x + b")]  # fmt: skip
+    return known
+
+
+def source_deviations(c: DoubleDescentConfig) -> list[str]:
+    """How a double-descent config differs from the source's setting for its model."""
+    always = [
+        "AdamW's weight decay also applies to the biases (the source does not say).",
+        "The source's dataset sizes and the position of its peak are in figures the seed text "
+        "does not give ('We also cut off the dataset size much earlier than in the original "
+        "paper'): the peak's position is reported, not compared with the source's.",
+    ]
+    if c.model == "mlp":
+        always.append(
+            "The source also sweeps the MLP's hidden size (its T x m heatmaps, with sizes the "
+            "seed text does not give); the claims read the first m swept."
+        )
+    compared = ("dataset_sizes", "replicates", "train.test_size", "train.weight_init")
+    return deviations(c, _known(c), _PAPER[c.model], compared, always)
+
+
+def _curve_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{**r, "n_hidden": h["n_hidden"]} for h in summary["by_hidden"] for r in h["curve"]]
+
+
+def draw_seeds(seed_dirs: list[Path], figures: Path) -> list[str]:
+    """Test and train loss and the largest feature dimensionality against T, mean ± sd over
+    the seeds (one line per hidden size)."""
+    table = over_seeds(seed_dirs, _curve_rows)
+    model = store.read_json(seed_dirs[0] / "summary.json")["model"]
+    title = f"{model}: loss and features against T, mean ± sd over {len(seed_dirs)} seeds"
+    hue = "n_hidden" if table["n_hidden"].nunique() > 1 else None
+    panels = ["test_loss", "train_loss", "max_feature_dimensionality"]
+    return [draw_sweep(table, "dataset_size", panels, figures / "double_descent_seeds.png",
+                       title, hue=hue, log_x=True)]  # fmt: skip
+
+
 _QUICK = DoubleDescentConfig(
     n_features=100,
     sparsity=0.9,
@@ -236,35 +410,61 @@ _QUICK = DoubleDescentConfig(
     train=TrainConfig(steps=2000, lr=1e-2, log_every=500, test_size=1000),
 )
 
+#: the paper presets: the source's setting for each model, as far as one CPU core allows
+_PAPER = {
+    "relu-output": DoubleDescentConfig(),
+    "mlp": DoubleDescentConfig(model="mlp", dataset_sizes=log_sizes(10, 2000, 12)),
+    "unembed": DoubleDescentConfig(model="unembed", train=replace(_PAPER_TRAIN, steps=8000)),
+}
+
 DOUBLE_DESCENT = Setting(
     name="double-descent",
     about="Henighan et al. (2023) as repeated by Hobbhahn (2023): the ReLU output model, "
     "n=1000, m=2, S=0.99, unit-norm inputs, on training sets of 10 to 3,000 points",
-    presets={"quick": _QUICK, "paper": DoubleDescentConfig()},
+    presets={"quick": _QUICK, "paper": _PAPER["relu-output"]},
     engine=Lab,
     run=run,
+    claims=claims(
+        "We replicate the double descent phenomenon discussed in the memorization paper",
+        "We can also reproduce the progression from memorization to generalization in the "
+        "columns of W (blue) and hidden activations (red) and the findings on dimensionality",
+        "We can also reproduce the progression from memorization to generalization in the "
+        "columns of W (blue) and hidden activations (red) and the findings on dimensionality",
+    ),
+    deviations=source_deviations,
+    draw_seeds=draw_seeds,
 )
 
 MLP_DOUBLE_DESCENT = Setting(
     name="mlp-double-descent",
     about="Hobbhahn (2023): double descent of an MLP block (W2 ReLU(W1 x + b1) + b2), MSE",
-    presets={
-        "quick": replace(_QUICK, model="mlp"),
-        "paper": DoubleDescentConfig(model="mlp", dataset_sizes=log_sizes(10, 2000, 12)),
-    },
+    presets={"quick": replace(_QUICK, model="mlp"), "paper": _PAPER["mlp"]},
     engine=Lab,
     run=run,
+    claims=claims(
+        "We find that the MLP shows double descent",
+        "we find a very similar pattern for the dimensionality of features and datapoints as "
+        "in the experiments for the output ReLU model",
+        "we see that the network learns features after the transition since the test accuracy "
+        "is beyond random guessing level",
+    ),
+    deviations=source_deviations,
+    draw_seeds=draw_seeds,
 )
 
 UNEMBEDDING = Setting(
     name="unembedding",
     about="Hobbhahn (2023): a toy unembedding, logits W^T W x + b, cross-entropy, hard labels",
-    presets={
-        "quick": replace(_QUICK, model="unembed"),
-        "paper": DoubleDescentConfig(model="unembed", train=replace(_PAPER_TRAIN, steps=8000)),
-    },
+    presets={"quick": replace(_QUICK, model="unembed"), "paper": _PAPER["unembed"]},
     engine=Lab,
     run=run,
+    claims=claims(
+        "the cross-entropy test loss has a clear second peak",
+        "we find that the double descent phenomenon still holds in this setting",
+        _FEATURE_LEARNING,
+    ),
+    deviations=source_deviations,
+    draw_seeds=draw_seeds,
 )
 
 __all__ = ["DOUBLE_DESCENT", "MLP_DOUBLE_DESCENT", "UNEMBEDDING", "DoubleDescentConfig"]

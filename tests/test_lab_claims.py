@@ -1,0 +1,296 @@
+"""The lab's claims on planted sweeps: each setting's summary from a LabResult whose numbers we
+chose, each claim's measure against the number it must give, and its verdict where the planted
+sweep does and does not show what the source says. No training here (tests/test_lab.py runs the
+quick presets)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from striate.experiments import LABS
+from striate.experiments.claims import decide
+from striate.experiments.double_descent import DoubleDescentConfig, peak_ratio
+from striate.experiments.double_descent import summarize as summarize_sizes
+from striate.experiments.reconstruction import ReconstructionConfig, recovered_per_dim, trend
+from striate.experiments.reconstruction import summarize as summarize_grid
+from striate.experiments.superposition import (
+    SparsityConfig,
+    monosemanticity,
+    summarize_privileged,
+    summarize_superposition,
+    top_m_mismatch,
+)
+from striate.experiments.toy.claims import rank_correlation
+from striate.experiments.toy.instance import Instance
+from striate.experiments.toy.sweep import Final, LabResult
+
+
+def _result(log: list[dict[str, Any]], features: list[dict[str, Any]] | None = None,
+            final: dict[int, Final] | None = None,
+            instances: list[Instance] | None = None) -> LabResult:  # fmt: skip
+    """A LabResult of planted final rows (step 10) and feature rows."""
+    return LabResult(instances=instances or [], log=pd.DataFrame(log).assign(step=10),
+                     features=pd.DataFrame(features or [], columns=["instance", "norm",
+                                           "superposition", "dimensionality", "importance"]),
+                     points=pd.DataFrame(), final=final or {})  # fmt: skip
+
+
+def _verdicts(name: str, summary: dict[str, Any]) -> dict[str, str]:
+    summary = json.loads(json.dumps(summary))  # as summary.json holds it
+    return {c.id: decide(c, [summary])["verdict"] for c in LABS[name].claims}
+
+
+# --- the measures on closed forms -------------------------------------------------------------
+
+
+def test_rank_correlation_is_spearman_and_undefined_without_a_trend() -> None:
+    assert rank_correlation([0.0, 0.7, 0.9, 0.99], [5, 7, 7, 9]) == pytest.approx(0.9486833)
+    assert rank_correlation([0.0, 0.5, 0.9], [3.0, 2.0, 1.0]) == pytest.approx(-1.0)
+    assert rank_correlation([0.0, 0.5, 0.9], [4, 4, 4]) is None  # no trend to rank
+    assert rank_correlation([0.0, 0.9], [1, 2]) is None  # two points always rank as +-1
+
+
+def test_top_m_mismatch_counts_features_in_one_set_only() -> None:
+    imp = 0.7 ** np.arange(6)
+    assert top_m_mismatch(np.array([1.0, 0.9, 0.8, 0.1, 0.0, 0.0]), imp, 3) == 0
+    assert (
+        top_m_mismatch(np.array([1.0, 0.9, 0.1, 0.8, 0.0, 0.6]), imp, 3) == 3
+    )  # 2 out, 3 and 5 in
+    assert top_m_mismatch(np.array([1.0, 0.5, 0.8, 0, 0, 0]), imp, 3) == 1  # 0.5 is not > 0.5
+    assert top_m_mismatch(np.ones(6), np.ones(6), 3) is None  # uniform: no m most important
+
+
+def test_monosemanticity_of_planted_neurons() -> None:
+    one_each = np.array([[0.0, 3.0, 0.0], [0.5, 0.0, 0.0]])
+    assert monosemanticity(one_each) == pytest.approx(1.0)
+    spread = np.array([[1.0, 1.0, 1.0, 1.0]])  # one neuron, four features alike
+    assert monosemanticity(spread) == pytest.approx(0.25)
+    dead = np.vstack([one_each, np.zeros((2, 3))])  # dead neurons count for nothing
+    assert monosemanticity(dead) == pytest.approx(1.0)
+    assert np.isnan(monosemanticity(np.zeros((2, 3))))
+
+
+def test_peak_ratio_against_the_higher_end() -> None:
+    assert peak_ratio(np.array([1.0, 1.3, 2.4, 1.1, 1.2])) == pytest.approx(2.0)
+    assert peak_ratio(np.array([3.0, 2.0, 1.0])) == pytest.approx(2 / 3)  # falls throughout
+    assert peak_ratio(np.array([1.0, 2.0])) is None
+
+
+def test_trend_leaves_out_lines_with_nothing_left_to_gain() -> None:
+    table = pd.DataFrame({"importance": "decay", "n_features": 10, "n_embed": 0,
+                          "n_hidden": [2, 2, 5, 5, 9, 9], "sparsity": [0, 0.9] * 3,
+                          "probe_accuracy": [0.2, 0.5, 0.6, 0.4, 1.0, 1.0]})  # fmt: skip
+    assert trend(table, "sparsity", "probe_accuracy", falls=False) == pytest.approx(1 / 3)
+    assert trend(table, "sparsity", "probe_accuracy", falls=False, perfect=1.0) == 0.5
+    table["test_loss"] = [0.5, 0.2, 0.3, 0.3, 0.1, 0.05]
+    assert trend(table, "sparsity", "test_loss", falls=True) == pytest.approx(2 / 3)
+    # recovered per dimension at S = 0, every m < n: 2 of 2, 6 of 5, 10 of 9
+    assert recovered_per_dim(table) == pytest.approx(10 / 9)
+
+
+# --- each setting on a planted sweep ------------------------------------------------------------
+
+
+def _sparsity_sweep(norms: dict[int, list[float]], loss: dict[int, float]) -> LabResult:
+    """Instances 0-5: two replicates at each of S = 0, 0.9, 0.99; n = 4, importance 0.7^i."""
+    sparsity = {i: (0.0, 0.9, 0.99)[i // 2] for i in range(6)}
+    log = [{"instance": i, "sparsity": sparsity[i], "train_loss": loss[i], "test_loss": loss[i],
+            "dims_per_feature": 1.0} for i in range(6)]  # fmt: skip
+    feats = [{"instance": i, "norm": v, "superposition": 2.0 if sparsity[i] else 0.0,
+              "dimensionality": 1.0, "importance": 0.7**f}
+             for i, row in norms.items() for f, v in enumerate(row)]  # fmt: skip
+    return _result(log, feats)
+
+
+#: feature norms of instances 0-5 (n = 4)
+SUPERPOSED: dict[int, list[float]] = {
+    0: [1, 1, 0, 0], 1: [1, 0, 1, 0], 2: [1, 1, 1, 0], 3: [1, 0, 0, 0], 4: [1, 1, 1, 1],
+    5: [1, 1, 0, 0],
+}  # fmt: skip
+
+
+def test_superposition_claims_on_a_planted_sweep() -> None:
+    c = SparsityConfig(n_features=4, n_hidden=2, sparsities=(0.0, 0.9, 0.99), replicates=2)
+    loss = {0: 0.1, 1: 0.2, 2: 0.05, 3: 0.06, 4: 0.01, 5: 0.02}  # replicate 0 is the best
+    summary = summarize_superposition(c, _sparsity_sweep(SUPERPOSED, loss))
+    assert summary["dense_top_m_mismatch"] == 0 and summary["dense_max_superposition"] == 0.0
+    assert summary["sparsest_represented_per_dim"] == 2.0  # all 4 features in 2 dimensions
+    assert summary["sparsest_represented_share"] == 1.0
+    assert summary["represented_sparsity_spearman"] == pytest.approx(1.0)  # 2 < 3 < 4
+    assert set(_verdicts("superposition", summary).values()) == {"met"}
+    # the other replicates win: dense keeps features 0 and 2, the sparsest only two
+    flipped = {i: 0.3 - v for i, v in loss.items()}
+    summary = summarize_superposition(c, _sparsity_sweep(SUPERPOSED, flipped))
+    assert summary["dense_top_m_mismatch"] == 2
+    assert summary["represented_sparsity_spearman"] == pytest.approx(0.0)  # 2, 1, 2: no trend
+    assert _verdicts("superposition", summary) == {
+        "dense-keeps-top-m": "not met", "dense-no-superposition": "met",
+        "sparse-more-than-m": "not met", "sparsest-nearly-all": "not met",
+        "superposition-grows-with-sparsity": "not met",
+    }  # fmt: skip
+
+
+def _final(W: np.ndarray) -> Final:
+    return Final(params={"W": W}, features=W.T, bias=np.zeros(W.shape[1]), hidden=None,
+                 importance=np.ones(W.shape[1]))  # fmt: skip
+
+
+def test_privileged_claims_on_a_planted_sweep() -> None:
+    W = {0: np.array([[2.0, 0, 0, 0], [0, 1, 0, 0]]),  # dense, best: one feature per neuron
+         1: np.array([[1.0, 1, 0, 0], [0, 0, 1, 1]]),
+         2: np.array([[1.0, 1, 0, 0], [0, 0, 1, 0.5]]),  # S = 0.9, best
+         3: np.array([[1.0, 0, 0, 0], [0, 1, 0, 0]]),
+         4: np.array([[1.0, 1, 1, 1], [1, -1, 1, -1]]),  # S = 0.99, best: all spread
+         5: np.array([[1.0, 0, 0, 0], [0, 1, 0, 0]])}  # fmt: skip
+    loss = {0: 0.1, 1: 0.2, 2: 0.05, 3: 0.06, 4: 0.01, 5: 0.02}
+    result = _sparsity_sweep({i: list(np.linalg.norm(w, axis=0)) for i, w in W.items()}, loss)
+    result.final = {i: _final(w) for i, w in W.items()}
+    result.instances = [Instance(index=i, model="relu-hidden", n_features=4, n_hidden=2,
+                                 sparsity=(0.0, 0.9, 0.99)[i // 2]) for i in range(6)]  # fmt: skip
+    c = SparsityConfig(model="relu-hidden", n_features=4, n_hidden=2, replicates=2,
+                       sparsities=(0.0, 0.9, 0.99))  # fmt: skip
+    summary = summarize_privileged(c, result)
+    mono = [r["monosemanticity"] for r in summary["by_sparsity"]]
+    np.testing.assert_allclose(mono, [1.0, 2 / 3.25, 0.25])
+    assert summary["by_sparsity"][0]["monosemanticity_mean"] == pytest.approx((1.0 + 0.5) / 2)
+    assert summary["monosemanticity_sparsity_spearman"] == pytest.approx(-1.0)
+    assert summary["represented_sparsity_spearman"] == pytest.approx(1.0)  # 2, 4 (> 0.5), 4
+    assert set(_verdicts("privileged", summary).values()) == {"met"}
+    result.final[0] = _final(np.array([[1.0, 1, 0, 0], [0, 0, 1, 1]]))  # dense, best: spread
+    verdicts = _verdicts("privileged", summarize_privileged(c, result))
+    assert verdicts["dense-neurons-monosemantic"] == "not met"
+    assert verdicts["polysemanticity-grows-with-sparsity"] == "not met"  # 0.5, 0.62, 0.25
+
+
+def _size_sweep(test_loss: list[float], train_loss: list[float]) -> LabResult:
+    """One model (m = 2) at each T of 4, 8, 16, 32; feature dimensionalities planted."""
+    sizes = [4, 8, 16, 32]
+    log = [{"instance": k, "n_hidden": 2, "dataset_size": T, "train_loss": train_loss[k],
+            "test_loss": test_loss[k], "train_accuracy": 1.0, "test_accuracy": 0.1,
+            "probe_accuracy": 0.1, "feature_dimensionality": 0.1,
+            "data_dimensionality": 2 / T if k == 0 else 0.01, "represented": 0.1}
+           for k, T in enumerate(sizes)]  # fmt: skip
+    top = [0.05, 0.05, 0.1, 0.4]  # the largest feature dimensionality of each model
+    feats = [{"instance": k, "norm": 1.0, "superposition": 0.0, "dimensionality": d,
+              "importance": 1.0} for k in range(4) for d in (top[k], top[k] / 2)]  # fmt: skip
+    return _result(log, feats)
+
+
+def test_double_descent_claims_on_a_planted_sweep() -> None:
+    c = DoubleDescentConfig(n_features=50, dataset_sizes=(4, 8, 16, 32))
+    summary = summarize_sizes(c, _size_sweep([1.0, 1.5, 2.0, 0.9], [0.1, 0.5, 0.8, 0.85]))
+    assert summary["peak_dataset_size"] == 16 and summary["peak_ratio"] == pytest.approx(2.0)
+    assert summary["smallest_train_test_ratio"] == pytest.approx(0.1)
+    assert summary["smallest_polygon"] == pytest.approx(1.0)  # 4 x 2/4 / 2
+    assert summary["smallest_feature_dimensionality"] == pytest.approx(0.05)
+    assert summary["largest_feature_dimensionality"] == pytest.approx(0.4)
+    curve = summary["by_hidden"][0]["curve"]
+    assert [r["max_feature_dimensionality"] for r in curve] == pytest.approx([0.05, 0.05, 0.1, 0.4])
+    for name in ("double-descent", "mlp-double-descent", "unembedding"):
+        assert set(_verdicts(name, summary).values()) == {"met"}
+    # no bump, no memorization: the loss falls with T and the small set is not learned
+    summary = summarize_sizes(c, _size_sweep([2.0, 1.5, 1.2, 1.0], [1.9, 1.4, 1.1, 0.9]))
+    assert summary["peak_ratio"] == pytest.approx(0.75)
+    verdicts = _verdicts("double-descent", summary)
+    assert verdicts["test-loss-peak"] == verdicts["memorizes-small-sets"] == "not met"
+
+
+def _grid(accuracy: dict[str, list[float]], loss: dict[str, list[float]]) -> LabResult:
+    """n = 10; cells (m, S) in the order (2, 0), (2, 0.9), (5, 0), (5, 0.9), per importance."""
+    cells = [(2, 0.0), (2, 0.9), (5, 0.0), (5, 0.9)]
+    log = [{"instance": 4 * i + k, "importance": imp, "n_features": 10, "n_embed": 0,
+            "n_hidden": m, "sparsity": s, "test_loss": loss[imp][k],
+            "probe_accuracy": accuracy[imp][k], "test_accuracy": 0.0, "represented": 0.0}
+           for i, imp in enumerate(("decay", "uniform"))
+           for k, (m, s) in enumerate(cells)]  # fmt: skip
+    return _result(log)
+
+
+def test_reconstruction_claims_on_a_planted_grid() -> None:
+    accuracy = {"decay": [0.2, 0.5, 0.5, 1.0], "uniform": [0.3, 0.6, 0.4, 1.0]}
+    loss = {"decay": [1.0, 0.3, 0.5, 0.1], "uniform": [3.0, 1.0, 2.0, 0.5]}
+    summary = summarize_grid(ReconstructionConfig(), _grid(accuracy, loss))
+    for key in ("sparser_lowers_loss", "sparser_raises_accuracy", "wider_lowers_loss",
+                "wider_raises_accuracy"):  # fmt: skip
+        assert summary[key] == 1.0, key
+    # uniform is better in 2 of the 3 cells where either is below 1 (m = 5, S = 0.9: both 1)
+    assert summary["uniform_vs_decay"] == {
+        "worse_loss": 1.0,
+        "better_accuracy": pytest.approx(2 / 3),
+    }
+    assert summary["dense_decay_recovered_per_dim"] == pytest.approx(1.0)  # 2 of 10, 5 of 10
+    verdicts = _verdicts("reconstruction", summary)
+    assert verdicts.pop("uniform-better-accuracy") == "not met"
+    assert set(verdicts.values()) == {"met"}
+    accuracy["decay"] = [0.5, 0.5, 1.0, 1.0]  # 5 and 10 recovered by 2 and 5 dimensions
+    verdicts = _verdicts("reconstruction", summarize_grid(ReconstructionConfig(),
+                                                          _grid(accuracy, loss)))  # fmt: skip
+    assert verdicts["dense-decay-recovers-about-m"] == "not met"  # median of 2.5, 2.0: 2.25 > 2
+    assert verdicts["sparser-raises-accuracy"] == "not met"  # 0.5 -> 0.5 does not rise
+
+
+# --- deviations and figures over seeds ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(LABS))
+def test_the_quick_preset_deviates_more_than_the_paper_one(name: str) -> None:
+    setting = LABS[name]
+    assert setting.claims and setting.deviations is not None
+    quick, paper = (setting.deviations(setting.presets[p]) for p in ("quick", "paper"))
+
+    def topics(deviations: list[str]) -> set[str]:  # the field, or the whole sentence
+        return {d.split(" = ")[0] for d in deviations}
+
+    assert topics(paper) < topics(quick)  # every deviation of the paper preset, and more
+    assert all(d.endswith(".") for d in quick)
+    assert len({c.id for c in setting.claims}) == len(setting.claims)
+
+
+def _deviations(name: str, preset: str) -> list[str]:
+    setting = LABS[name]
+    assert setting.deviations is not None
+    return setting.deviations(setting.presets[preset])
+
+
+def test_known_source_settings_are_stated_as_deviations() -> None:
+    paper = _deviations("double-descent", "paper")
+    assert any(d.startswith("train.steps = 10,000: ") and "50,000" in d for d in paper)
+    quick = _deviations("double-descent", "quick")
+    assert any(d.startswith("n_features = 100: the source has n = 1,000") for d in quick)
+    assert any("1,000 models per sparsity" in d for d in _deviations("privileged", "paper"))
+
+
+def _seed_dirs(tmp_path: Path, summaries: list[dict[str, Any]]) -> list[Path]:
+    dirs = []
+    for seed, summary in enumerate(summaries):
+        run = tmp_path / "seeds" / f"seed_{seed:03d}"
+        run.mkdir(parents=True)
+        (run / "summary.json").write_text(json.dumps(summary))
+        (run / "manifest.json").write_text(json.dumps({"seed": seed}))
+        dirs.append(run)
+    return dirs
+
+
+def test_draw_seeds_draws_every_seed_of_a_sweep(tmp_path: Path) -> None:
+    c = SparsityConfig(n_features=4, n_hidden=2, sparsities=(0.0, 0.9, 0.99), replicates=2)
+    losses = [
+        {0: 0.1, 1: 0.2, 2: 0.05, 3: 0.06, 4: 0.01, 5: 0.02},
+        {i: 1.0 - i / 10 for i in range(6)},
+    ]
+    sparse = [summarize_superposition(c, _sparsity_sweep(SUPERPOSED, loss)) for loss in losses]
+    d = DoubleDescentConfig(n_features=50, dataset_sizes=(4, 8, 16, 32))
+    sizes = [summarize_sizes(d, _size_sweep([1.0, 1.5 + k, 2.0, 0.9], [0.1, 0.5, 0.8, 0.85]))
+             for k in range(2)]  # fmt: skip
+    for name, summaries in (("superposition", sparse), ("double-descent", sizes)):
+        draw = LABS[name].draw_seeds
+        assert draw is not None
+        figures = tmp_path / name / "figures"
+        written = draw(_seed_dirs(tmp_path / name, summaries), figures)
+        assert len(written) == 1 and written[0].startswith("figures/")
+        assert (tmp_path / name / written[0]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
