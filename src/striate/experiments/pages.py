@@ -228,8 +228,13 @@ def with_summary(readme: str, root: Path) -> str:
 
 
 def publish(run: Path, folder: Path) -> Path:
-    """Copy a run's JSON files and top-level figures into a reproduction `folder` (its
-    discussion.md kept), write the folder's README.md; return the page's path."""
+    """Copy a run's JSON files and top-level figures into a reproduction `folder`, write the
+    folder's README.md; return the page's path. What the folder held before goes, except its
+    discussion.md."""
+    if folder.is_dir():
+        for old in folder.iterdir():
+            if old.name != "discussion.md":
+                shutil.rmtree(old) if old.is_dir() else old.unlink()
     folder.mkdir(parents=True, exist_ok=True)
     for name in FILES:
         shutil.copy2(run / name, folder / name)
