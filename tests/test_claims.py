@@ -151,3 +151,18 @@ def test_pages_are_generated_from_the_json_and_refuse_typed_numbers(
     (folder / "discussion.md").write_text("{{claim:nothing.mean}}\n")
     with pytest.raises(StriateError, match="names nothing"):
         pages.page(folder)
+
+
+def test_lab_prints_each_claim_with_its_numbers_and_criterion(tmp_path: Path) -> None:
+    args = ["lab", "privileged", "--quiet", "--out", str(tmp_path / "lab"),
+            "--set", "train.steps=40", "--set", "train.log_every=20"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    rows = json.loads((tmp_path / "lab" / "claims.json").read_text())
+    lines = [line for line in result.output.splitlines() if "(criterion: " in line]
+    assert len(lines) == len(rows) >= 3
+    for line, row in zip(lines, rows, strict=True):
+        assert line.startswith(f"{row['verdict']}  {row['id']}: ")
+        assert line.endswith(f"(criterion: {row['criterion']})")
+        value = "undefined" if row["mean"] is None else number(row["mean"])
+        assert value in line
