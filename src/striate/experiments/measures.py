@@ -99,3 +99,89 @@ def spearman(x: list[float], y: list[float]) -> float:
         return float("nan")
     rx, ry = pd.Series(x).rank().to_numpy(), pd.Series(y).rank().to_numpy()
     return float(np.corrcoef(rx, ry)[0, 1])
+
+
+# --- rank as the spectral-dynamics source defines it -------------------------------------------
+#
+# striate's spectrum gives `effective_rank` = exp(H), H = -sum_i p_i ln p_i the Shannon entropy
+# (nats) of the normalized singular values p_i = s_i / sum_j s_j (Roy & Vetterli, 2007). The
+# source reads the entropy itself, and the entropy normalized by its largest value, ln min(m, n)
+# for an m x n matrix (1 for equal singular values, 0 for rank one).
+
+RANK_DEFINITIONS = ("effective_rank", "rank_entropy", "normalized_entropy")
+
+
+def entropy_ranks(trajectories: pd.DataFrame) -> pd.DataFrame:
+    """`trajectories` with two more columns, computed from `effective_rank` and `shape`:
+    `rank_entropy` H = ln(effective_rank) and `normalized_entropy` H / ln(min(m, n)) (NaN for
+    tensors without an effective rank, or with min(m, n) = 1).
+
+    >>> t = pd.DataFrame({"effective_rank": [4.0, None], "shape": [[16, 8], [8]]})
+    >>> entropy_ranks(t)[["rank_entropy", "normalized_entropy"]].round(6).values.tolist()
+    [[1.386294, 0.666667], [nan, nan]]
+    """
+    out: pd.DataFrame = trajectories.copy()
+    h = np.log(out["effective_rank"].to_numpy(dtype=float))
+    width = np.array([min(s) if len(s) >= 2 else 1 for s in out["shape"]], dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["rank_entropy"] = h
+        out["normalized_entropy"] = np.where(width > 1, h / np.log(width), np.nan)
+    return out
+
+
+def steepest_drop(series: pd.DataFrame, metric: str = "effective_rank") -> int | None:
+    """Where `metric` falls fastest: over the intervals between consecutive checkpoints from the
+    peak of `metric` on, the one with the largest fall per optimizer step, (r_i - r_i+1) /
+    (step_i+1 - step_i); returns its midpoint step (rounded down). None when it never falls
+    after its peak. Per step, not per log-step: early checkpoints are crowded, and a fall per
+    log-step favours them.
+
+    series: one curve's rows (`step`, `metric`).
+
+    >>> steepest_drop(pd.DataFrame({"step": [0, 10, 20, 40], "r": [5, 6, 5, 2]}), "r")
+    30
+    """
+    s = series.sort_values("step")
+    steps, r = s["step"].to_numpy(dtype=float), s[metric].to_numpy(dtype=float)
+    if r.size < 2 or not np.isfinite(r).any():
+        return None
+    top = int(np.nanargmax(r))
+    fall = (r[top:-1] - r[top + 1 :]) / np.diff(steps[top:])
+    if fall.size == 0 or not np.nanmax(fall, initial=-np.inf) > 0:
+        return None
+    i = top + int(np.nanargmax(fall))
+    return int((steps[i] + steps[i + 1]) // 2)
+
+
+def rank_measures(
+    trajectories: pd.DataFrame,
+    matrices: list[str],
+    metric: str = "normalized_entropy",
+    every: int = 0,
+) -> dict[str, Any]:
+    """How the rank of `matrices` falls, in one of `RANK_DEFINITIONS`: per matrix `rank_drop`
+    and `steepest_drop` of its curve; `mean_drop` and `min_drop`, the mean and the least of the
+    matrices' relative drops (peak - final) / peak; `steepest_drop_step`, the `steepest_drop`
+    of the mean curve over the matrices. With `every`, the steepest drops read only the
+    checkpoints at multiples of `every` steps: intervals of equal length, not the few steps
+    between the crowded early checkpoints of a log-spaced schedule.
+
+    trajectories: one run's rows (`entropy_ranks` adds the entropy columns).
+    """
+    t = trajectories[trajectories["name"].isin(matrices)]
+    grid = t[t["step"] % every == 0] if every > 0 else t
+    per_matrix = {}
+    for name in matrices:
+        rows, on_grid = t[t["name"] == name], grid[grid["name"] == name]
+        per_matrix[name] = {
+            **rank_drop(rows, metric),
+            "steepest_drop_step": steepest_drop(on_grid, metric),
+        }
+    drops = [r["drop"] for r in per_matrix.values() if r["drop"] is not None]
+    mean_curve = grid.groupby("step", as_index=False)[metric].mean()
+    return {
+        "matrices": per_matrix,
+        "mean_drop": float(np.mean(drops)) if drops else None,
+        "min_drop": float(np.min(drops)) if drops else None,
+        "steepest_drop_step": steepest_drop(mean_curve, metric),
+    }

@@ -12,6 +12,7 @@ from striate.errors import StriateError
 from striate.experiments.banding import BANDING
 from striate.experiments.double_descent import DOUBLE_DESCENT, MLP_DOUBLE_DESCENT, UNEMBEDDING
 from striate.experiments.grokking import GROKKING
+from striate.experiments.grokking_transformer import GROKKING_TRANSFORMER
 from striate.experiments.lmc import LMC
 from striate.experiments.lottery import LOTTERY
 from striate.experiments.memorization import MEMORIZATION
@@ -32,6 +33,7 @@ SETTINGS: dict[str, Setting[Any, Any]] = {
         RECONSTRUCTION,
         # experiments: the spectral dynamics of weights, and weight banding
         GROKKING,
+        GROKKING_TRANSFORMER,
         WEIGHT_DECAY,
         MEMORIZATION,
         LMC,
