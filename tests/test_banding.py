@@ -17,6 +17,7 @@ from striate.analyses.banding import (
     BandingConfig,
     as_oihw,
     banding_finding,
+    banding_index,
     banding_score,
     nmf_view,
     rgb_from_factors,
@@ -80,6 +81,66 @@ def test_constant_and_nonfinite_kernels_do_not_count() -> None:
     b = banding_score(k)
     assert b.n_kernels == 8 * 8 - 1 - 8
     assert b.share_rows == pytest.approx(1.0) and np.isfinite(b.z)
+
+
+@pytest.mark.parametrize(("kh", "kw"), [(3, 3), (5, 5), (3, 5), (7, 3)])
+def test_index_on_planted_bands(kh: int, kw: int) -> None:
+    """B_h: 1 for row-constant kernels, 0 for column-constant ones, and for any kernels the
+    score's shares with the interaction left out (both are kh * kw times the variances)."""
+    rows = row_constant(16, 8, kh, kw)
+    assert banding_index(rows) == pytest.approx(1.0, abs=1e-12)
+    assert banding_index(rows.transpose(0, 1, 3, 2)) == pytest.approx(0.0, abs=1e-12)
+    mixed = rows + RNG.normal(size=rows.shape)
+    b = banding_score(mixed)
+    assert b.index_h == pytest.approx(b.share_rows / (b.share_rows + b.share_cols), rel=1e-12)
+    assert banding_index(mixed) == pytest.approx(b.index_h, rel=1e-12)
+    assert b.row()["banding_bh"] == b.index_h
+
+
+def test_index_by_hand() -> None:
+    """One kernel: row means (0, 1, 2) vary by 2/3, column means (1, 1, 1) not at all; then a
+    second kernel whose column means (0, 3, 0) vary by 2 and row means not at all."""
+    k = np.array([[0.0, 0, 0], [1, 1, 1], [2, 2, 2]])
+    assert banding_index(k[None, None]) == 1.0
+    c = np.array([[0.0, 3, 0], [0, 3, 0], [0, 3, 0]])
+    assert banding_index(np.stack([k, c])[:, None]) == pytest.approx((2 / 3) / (2 / 3 + 2))
+
+
+def test_index_of_noise_is_beta() -> None:
+    """Kernels of i.i.d. Gaussian noise: B_h ~ Beta(n (kh - 1) / 2, n (kw - 1) / 2) for n
+    kernels (row and column sums of squares are independent chi-squares); checked on 4,000
+    layers of n = 6 kernels, for square and non-square kernels."""
+    for kh, kw in ((3, 3), (3, 5)):
+        values = np.array([banding_index(RNG.normal(size=(6, 1, kh, kw))) for _ in range(4000)])
+        a, b = 6 * (kh - 1) / 2, 6 * (kw - 1) / 2
+        mean, sd = a / (a + b), np.sqrt(a * b / ((a + b) ** 2 * (a + b + 1)))
+        assert values.mean() == pytest.approx(mean, abs=4 * sd / np.sqrt(4000))
+        assert values.std() == pytest.approx(sd, rel=0.05)
+    # for 3x3, sd = 1 / (2 sqrt(2 n + 1)): 0.0055 for a 64 x 64 layer, as the docstring says
+    assert 1 / (2 * np.sqrt(2 * 64 * 64 + 1)) == pytest.approx(0.0055, abs=5e-5)
+
+
+def test_index_under_noise_follows_the_planted_ratio() -> None:
+    """Row-constant kernels of amplitude a plus unit noise (3x3): expected sums of squares
+    rows 6 a^2 + 2, columns 2, so B_h -> (6 a^2 + 2) / (6 a^2 + 4); a = 0 gives 0.5."""
+    signal = row_constant(64, 64, 3, 3)
+    noise = RNG.normal(size=signal.shape)
+    for amplitude in (0.0, 0.3, 1.0):
+        a2 = amplitude**2
+        expected = (6 * a2 + 2) / (6 * a2 + 4)
+        assert banding_index(amplitude * signal + noise) == pytest.approx(expected, abs=0.02)
+
+
+def test_index_of_constant_and_nonfinite_kernels() -> None:
+    assert np.isnan(banding_index(np.ones((4, 4, 3, 3))))  # no row or column variance at all
+    k = row_constant(8, 8, 3, 3) + 0.5 * RNG.normal(size=(8, 8, 3, 3))
+    clean = banding_index(k)
+    k[0, 0, 1, 1] = np.inf  # a poisoned kernel is left out, like a constant one
+    k2 = k.copy()
+    k2[0, 0] = 0.0
+    assert banding_index(k) == pytest.approx(banding_index(k2), rel=1e-12)
+    assert banding_index(k) != clean
+    assert banding_score(k).index_h == pytest.approx(banding_index(k), rel=1e-12)
 
 
 def test_finding_and_layouts() -> None:
@@ -177,6 +238,9 @@ def test_scan_reports_banding(tmp_path: Path) -> None:
     t = run.tensors.set_index("name")
     assert t.loc["features.4.weight", "banding_direction"] == "horizontal"
     assert t.loc["features.2.weight", "banding_direction"] == "none"
+    # B_h beside the score: rows 6 + 0.04 * 2, columns 0.04 * 2 in expectation (0.987); noise 0.5
+    assert t.loc["features.4.weight", "banding_bh"] == pytest.approx(6.08 / 6.16, abs=0.01)
+    assert t.loc["features.2.weight", "banding_bh"] == pytest.approx(0.5, abs=0.05)  # sd 0.011
     assert t.loc["features.6.weight", "banding_skipped"].startswith("kernel 1x1")
     assert pd.isna(t.loc["classifier.weight", "banding_score"])
     banding = run.findings[run.findings["kind"] == "banding"]
@@ -194,6 +258,7 @@ def test_keras_layout_through_the_reader(tmp_path: Path) -> None:
         f.create_dataset("model_weights/conv2d/conv2d/kernel:0", data=kernel)
     table = run_banding(tmp_path / "model.h5", tmp_path / "out")
     assert list(table["banding_direction"]) == ["horizontal"]
+    assert list(table["banding_bh"]) == pytest.approx([1.0])
 
 
 def test_onnx_layout_through_the_reader(tmp_path: Path) -> None:

@@ -26,6 +26,22 @@ z against the null >= `z`, where "score" means its excess over the null mean (0 
 kernels; noise in 3x5 kernels scores -1/7); direction `horizontal` (excess > 0), `vertical` (< 0)
 or `none`.
 
+**Banding index** (`banding_index`, the column `banding_bh`). A second, bounded measure on the
+same kernel slices k = W[o, i] (each neuron's spatial kernel from one input channel): with
+v_rows(k) the variance of k's kh row means and v_cols(k) the variance of its kw column means
+(both over positions, ddof 0), pooled over all slices of the layer (strong kernels weigh more),
+
+    B_h = sum_k v_rows(k) / sum_k (v_rows(k) + v_cols(k))      (in [0, 1])
+
+1 for horizontal bands (every row constant), 0 for vertical bands, 0.5 for square kernels whose
+rows and columns vary alike (noise, a centre-surround or a diagonal pattern). Since
+`rows = kh * kw * v_rows` and `cols = kh * kw * v_cols`, B_h = share_rows / (share_rows +
+share_cols): the score's two shares with the rest (the interaction) left out. For kernels of
+independent Gaussian noise, sum rows / sigma^2 and sum cols / sigma^2 are independent chi-square
+with n (kh - 1) and n (kw - 1) degrees of freedom (n kernels), so B_h ~ Beta(n (kh - 1) / 2,
+n (kw - 1) / 2): mean (kh - 1) / (kh + kw - 2), 0.5 for square kernels, sd 1 / (2 sqrt(2 n + 1))
+for 3x3 (0.0055 for a 64 x 64 x 3 x 3 layer).
+
 **NMF view** (`nmf_view`). As in the article (after "Visualizing Weights", Voss et al. 2021): NMF
 needs non-negative input, so each weight is split into its positive and negative parts, kept as
 separate input channels ([max(W, 0), max(-W, 0)], 2 * in channels). Every (neuron, row, column)
@@ -43,6 +59,7 @@ order).
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 
@@ -57,6 +74,7 @@ __all__ = [
     "NMFView",
     "as_oihw",
     "banding_finding",
+    "banding_index",
     "banding_score",
     "nmf_view",
     "rgb_from_factors",
@@ -100,6 +118,7 @@ class Banding:
     direction: str  # "horizontal", "vertical" or "none"
     n_kernels: int  # kernels with spatial variance that entered the score
     kernel: tuple[int, int]  # (kh, kw)
+    index_h: float = math.nan  # B_h, `banding_index` (NaN: no row or column variance at all)
 
     def row(self) -> dict[str, float | int | str]:
         """The columns a scan writes into tensors.parquet."""
@@ -110,6 +129,7 @@ class Banding:
             "banding_z": self.z,
             "banding_p": self.p,
             "banding_direction": self.direction,
+            "banding_bh": self.index_h,
         }
 
 
@@ -179,7 +199,39 @@ def banding_score(kernels: np.ndarray, config: BandingConfig | None = None) -> B
     bands = abs(excess) >= config.min_score and abs(z) >= config.z
     direction = "none" if not bands else "horizontal" if excess > 0 else "vertical"
     return Banding(share_rows, share_cols, score, null_mean, null_std, float(z), p, direction,
-                   int((total > 0).sum()), (kh, kw))  # fmt: skip
+                   int((total > 0).sum()), (kh, kw), _index(rows, cols))  # fmt: skip
+
+
+def _index(rows: np.ndarray, cols: np.ndarray) -> float:
+    """B_h from per-kernel variances of the row and column means, or from any common multiple
+    of them (`_shares` gives kh * kw times them)."""
+    t = float(rows.sum() + cols.sum())
+    return float(rows.sum() / t) if t > 0 else math.nan
+
+
+def banding_index(kernels: np.ndarray) -> float:
+    """The banding index B_h of a conv layer (see the module docstring), in [0, 1].
+
+    kernels: of shape (out, in, kh, kw) (use `as_oihw`). Each slice W[o, i] is one kernel;
+    B_h = sum of the variances of its row means / sum of (those + the variances of its column
+    means). Kernels holding a non-finite value are left out; NaN when no kernel has row or
+    column variance (all constant).
+
+    >>> rng = np.random.default_rng(0)
+    >>> bands = rng.normal(size=(64, 32, 3, 1)).repeat(3, axis=3)  # each row one value
+    >>> noise = 0.5 * rng.normal(size=(64, 32, 3, 3))
+    >>> # expected sums of squares per kernel: rows 3 * 2 + 0.25 * 2, columns 0.25 * 2
+    >>> round(banding_index(bands + noise), 2)  # horizontal bands: 6.5 / 7 = 0.93
+    0.93
+    >>> round(banding_index(bands.transpose(0, 1, 3, 2) + noise), 2)  # vertical: 0.5 / 7
+    0.07
+    >>> round(banding_index(rng.normal(size=(64, 32, 3, 3))), 1)  # noise: mean 0.5, sd 0.0055
+    0.5
+    """
+    kh, kw = kernels.shape[2:]
+    k = np.asarray(kernels, dtype=np.float64).reshape(-1, kh, kw)
+    k = k[np.isfinite(k).all(axis=(1, 2))]
+    return _index(k.mean(axis=2).var(axis=1), k.mean(axis=1).var(axis=1))  # (n,), (n,)
 
 
 def _null(c: np.ndarray, config: BandingConfig) -> np.ndarray:
