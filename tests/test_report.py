@@ -284,11 +284,18 @@ def test_rebuild_lab_and_experiment_runs(tmp_path: Path) -> None:
                 "conditions": [{"name": "wd=1", "checkpoints": "checkpoints/wd_1"}],
                 "figures": []}  # fmt: skip
     (exp / "manifest.json").write_text(json.dumps(manifest))
-    (exp / "summary.json").write_text(json.dumps({"claims": {"grokked": True}}))
+    (exp / "summary.json").write_text(json.dumps({"grokked": True}))
+    claim = {"id": "grokked<b>", "statement": "It groks.", "criterion": "grokked is true",
+             "measure": "test accuracy >= 0.99", "per_seed": [1.0, 0.0, 1.0], "mean": 2 / 3,
+             "sd": 0.58, "n_seeds": 3, "op": "true", "verdict": "met"}  # fmt: skip
+    (exp / "claims.json").write_text(json.dumps([claim]))
     html = rebuild_report(exp).read_text()
     assert section_ids(html) == ["conditions", "claims", "figures", "summary"]
     assert "<h1>striate experiment grok&lt;x&gt; (quick)</h1>" in html
-    assert "<tr><td>grokked</td><td>yes</td></tr>" in html
+    assert "<td><b>grokked&lt;b&gt;</b><br>It groks.</td>" in html  # claims.json, escaped
+    assert '<td>1, 0, 1</td><td>yes in 2 of 3 seeds</td><td class="verdict">met</td>' in html
+    (exp / "claims.json").unlink()  # a run from before the claims contract
+    assert "This run wrote no claims.json." in rebuild_report(exp).read_text()
 
 
 def test_rebuild_a_track_run(tmp_path: Path) -> None:

@@ -342,3 +342,20 @@ def test_a_stale_lock_is_taken_over_with_a_note(
     assert capsys.readouterr().err == (
         f"striate: note: {run_dir}: taking over the lock of pid {dead}, which no longer runs\n"
     )
+
+
+def test_cached_results_of_other_code_are_not_reused(tmp_path: Path) -> None:
+    from striate.store import code_digest
+
+    pkg = tmp_path / "pkg"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "a.py").write_text("x = 1\n")
+    (pkg / "sub" / "b.py").write_text("y = 2\n")
+    before = code_digest(pkg)
+    (pkg / "sub" / "b.py").write_text("y = 3\n")  # one analysis changed
+    code_digest.cache_clear()
+    assert code_digest(pkg) != before
+    (pkg / "sub" / "b.py").write_text("y = 2\n")
+    code_digest.cache_clear()
+    assert code_digest(pkg) == before
+    assert len(code_digest()) == 32  # striate's own

@@ -10,6 +10,7 @@ it writes, so two scans never mix their files.
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import json
 import os
@@ -138,6 +139,19 @@ def _alive(holder: dict[str, Any], host: str) -> bool:
     except PermissionError:  # alive, another user's
         return True
     return True
+
+
+@functools.cache
+def code_digest(root: Path | None = None) -> str:
+    """BLAKE2b of the source files of striate (or of the package at `root`): a cache key that
+    a change to any analysis (a new column, a fixed bug) invalidates, where the version number
+    would not change."""
+    root = root or Path(__file__).resolve().parent
+    h = hashlib.blake2b(digest_size=16)
+    for path in sorted(root.rglob("*.py")):
+        h.update(str(path.relative_to(root)).encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
 
 
 def digest(*parts: object, data: bytes | memoryview | None = None) -> str:

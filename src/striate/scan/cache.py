@@ -7,7 +7,8 @@ tensor is done. The key is a BLAKE2b digest of everything the result depends on:
 - the tensor's values as read (float32, storage coordinates) and its stored dtype, shape, bytes and
   file name, its position in the file (it names the image), its anatomy (role, layer, layout,
   residual axis) and the model's head counts;
-- the resolved settings and the striate version.
+- the resolved settings, the striate version and a digest of striate's source files
+  (`store.code_digest`), so results of older code are never reused.
 
 So a hit is valid by construction; a result whose image files were changed since (another scan
 into the same directory drew over them) is not reused. Failed tensors are not cached, so a failure
@@ -33,7 +34,7 @@ from striate import store
 from striate._version import __version__
 from striate.scan.tensor import TensorResult
 from striate.scan.workers import FigureCall
-from striate.store import digest
+from striate.store import code_digest, digest
 
 CACHE_DIR = ".striate-cache"
 
@@ -52,7 +53,7 @@ class TensorCache:
         if not reuse:
             shutil.rmtree(self.folder, ignore_errors=True)
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.settings = digest(__version__, settings)
+        self.settings = digest(__version__, code_digest(), settings)
         self.used: list[str] = []  # keys this scan read or wrote, in order
 
     def key(self, *facts: object, values: np.ndarray) -> str:
