@@ -5,8 +5,9 @@ import striate
 
 def test_public_api_is_pinned() -> None:
     assert sorted(striate.__all__) == [
-        "Anatomy", "Checkpoint", "FFNTriple", "Run", "ScanConfig", "StriateError",
-        "TensorAnatomy", "TensorInfo", "__version__", "anatomy_of", "open", "scan", "show",
+        "Anatomy", "Checkpoint", "DiffRun", "FFNTriple", "Run", "ScanConfig", "StriateError",
+        "TensorAnatomy", "TensorInfo", "__version__", "anatomy_of", "diff", "open", "scan",
+        "show",
     ]  # fmt: skip
     for name in striate.__all__:
         assert hasattr(striate, name)

@@ -5,17 +5,29 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from striate.cli_options import (
+    ConfigFileOption,
+    DeviceOption,
+    ExecutorOption,
+    JobsOption,
+    OutOption,
+    QuietOption,
+    RayAddressOption,
+    ResumeOption,
+    SeedOption,
+    SeedsOption,
+    SetOption,
+    SummaryQuietOption,
+    ThresholdsOption,
+)
 from striate.errors import StriateError
 from striate.terminal import cell, print_claims, print_scan_line, print_scan_summary
-
-if TYPE_CHECKING:
-    pass
 
 app = typer.Typer(
     add_completion=False,
@@ -27,24 +39,6 @@ app = typer.Typer(
 _state = {"debug": False}
 ModelArg = Annotated[
     str, typer.Argument(metavar="MODEL", help="Checkpoint path, folder, sample:NAME or org/name.")
-]
-ExecutorOption = Annotated[
-    str,
-    typer.Option(
-        "--executor",
-        metavar="local|ray",
-        help="Where the tasks (models, checkpoints, lab groups) run: local (here, in turn) or "
-        'ray (a Ray cluster; pip install "striate[ray]"). See docs/scale-out.md.',
-    ),
-]
-RayAddressOption = Annotated[
-    str | None,
-    typer.Option(
-        "--ray-address",
-        metavar="ADDRESS",
-        help="With --executor ray: the cluster to join, `auto` (this machine ran `ray start`) "
-        "or ray://HOST:10001; default: start a Ray instance on this machine.",
-    ),
 ]
 # piped output keeps whole tensor names on one line, so it greps
 console = Console(width=None if sys.stdout.isatty() else 1000)
@@ -128,48 +122,13 @@ def scan(
             help="Run directory (default: runs/NAME); several models: the parent.",
         ),
     ] = None,
-    settings: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--set",
-            metavar="KEY=VALUE",
-            help="Change a threshold: section.field=value (repeatable).",
-        ),
-    ] = None,
-    config_file: Annotated[
-        Path | None, typer.Option("--config", metavar="FILE", help="TOML or JSON file of settings.")
-    ] = None,
+    settings: ThresholdsOption = None,
+    config_file: ConfigFileOption = None,
     no_images: Annotated[bool, typer.Option("--no-images", help="Skip tensor images.")] = False,
-    quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")
-    ] = False,
-    resume: Annotated[
-        bool,
-        typer.Option(
-            "--resume/--no-resume",
-            help="Reuse the results cached in DIR/.striate-cache (the default): a stopped scan "
-            "continues, an unchanged one is near-instant. --no-resume recomputes every tensor.",
-        ),
-    ] = True,
-    jobs: Annotated[
-        int,
-        typer.Option(
-            "--jobs",
-            "-j",
-            metavar="N",
-            help="Tensors analysed at once (threads; one BLAS thread each) while the next is "
-            "read. Same tables for any number.",
-        ),
-    ] = 1,
-    device: Annotated[
-        str | None,
-        typer.Option(
-            "--device",
-            metavar="DEVICE",
-            help="Where the spectra's linear algebra runs: auto (cuda when torch sees a GPU), "
-            "cpu, cuda, cuda:N. Same as --set spectrum.device=...",
-        ),
-    ] = None,
+    quiet: SummaryQuietOption = False,
+    resume: ResumeOption = True,
+    jobs: JobsOption = 1,
+    device: DeviceOption = None,
     executor: ExecutorOption = "local",
     ray_address: RayAddressOption = None,
 ) -> None:
@@ -422,22 +381,55 @@ def track(
         )
 
 
-SetOption = Annotated[
-    list[str] | None,
-    typer.Option("--set", metavar="KEY=VALUE", help="Change a config field: key=value."),
-]
-SeedOption = Annotated[int | None, typer.Option("--seed", metavar="N", help="Random seed.")]
-SeedsOption = Annotated[
-    str | None,
-    typer.Option(
-        "--seeds",
-        metavar="N|LIST",
-        help="Run once per seed (N: seeds 0..N-1, or a list like 0,3,7), each into "
-        "OUT/seeds/seed_NNN, and decide the claims over the seeds.",
-    ),
-]
-QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress.")]
-OutOption = Annotated[Path, typer.Option("--out", "-o", metavar="DIR", help="Run directory.")]
+@app.command()
+def diff(
+    a: Annotated[str, typer.Argument(metavar="A", help="The model before (a MODEL).")],
+    b: Annotated[
+        str, typer.Argument(metavar="B", help="The model after: a fine-tune, quantization, merge.")
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", metavar="DIR", help="Run directory (default: runs/A-vs-B)."),
+    ] = None,
+    settings: ThresholdsOption = None,
+    config_file: ConfigFileOption = None,
+    include: Annotated[
+        str | None,
+        typer.Option(
+            "--include", metavar="REGEX", help="Only A's tensors whose name matches this regex."
+        ),
+    ] = None,
+    quiet: SummaryQuietOption = False,
+    resume: ResumeOption = True,
+    jobs: JobsOption = 1,
+    device: DeviceOption = None,
+) -> None:
+    """What changed between two checkpoints of one model: per tensor, per finding, per block.
+
+    --set takes compare.FIELD=VALUE or scan.SECTION.FIELD=VALUE (docs/diff.md)."""
+    from dataclasses import replace
+
+    from striate.config import apply_overrides, load_config_file
+    from striate.diff import DiffConfig
+    from striate.diff import diff as run_diff
+    from striate.diff.terminal import print_diff_summary
+    from striate.scan import ScanInterrupted
+
+    config = DiffConfig()
+    if config_file is not None:
+        config = load_config_file(config, config_file)
+    config = apply_overrides(config, settings or [])
+    if include is not None:
+        config = replace(config, compare=replace(config.compare, include=include))
+    out_dir = out or Path("runs") / f"{_run_name(a)}-vs-{_run_name(b)}"
+    try:
+        run = run_diff(a, b, out_dir, config=config, jobs=jobs, device=device,
+                       progress=not quiet, resume=resume)  # fmt: skip
+    except ScanInterrupted as exc:
+        print(f"striate: {exc}", file=sys.stderr)
+        raise typer.Exit(130) from None
+    if not quiet:
+        print_diff_summary(console, run)
 
 
 @app.command()
@@ -518,7 +510,9 @@ def view(
     target: Annotated[
         str,
         typer.Argument(
-            metavar="TARGET", help="A scan's run directory (with its findings) or any MODEL."
+            metavar="TARGET",
+            help="A scan's run directory (with its findings), a diff's (A | B | B - A) or any "
+            "MODEL.",
         ),
     ],
     compare: Annotated[
@@ -566,7 +560,8 @@ def report(
     run_dir: Annotated[
         Path,
         typer.Argument(
-            metavar="DIR", help="A run directory of scan, ffn, banding, track, experiment or lab."
+            metavar="DIR",
+            help="A run directory of scan, ffn, banding, track, diff, experiment or lab.",
         ),
     ],
 ) -> None:

@@ -16,13 +16,17 @@ anatomy (`striate.scan.analyse_tensor`), streamed one pair at a time, cached per
 Modules: config.py (`DiffConfig`: `compare.*` and the scan's `scan.*` settings), matching.py
 (pairs, name map, storage coordinates), pair.py (one pair: change, update, spectra), compare.py
 (findings and the status rule), blocks.py (the quantization view), residual.py (residual dims),
-run.py (`DiffRun`, the tables), pipeline.py (`diff`).
+run.py (`DiffRun`, the tables), pipeline.py (`diff`), images.py (A, B and B - A drawn for the
+report), terminal.py (what `striate diff` prints). docs/diff.md is the user's guide.
 
 Run directory (`out`): `manifest.json` (kind "diff"; `source` = A; `settings`; `tensors`: per
 tensor of A {"status": "done"}, {"status": "failed", "error"} or {"status": "skipped",
 "reason"}, B-only tensors under B's name; `a` and `b`: source, path, format, family,
 n_tensors, files; `name_mapping` "names" or "names and gguf"; `n_matched`, `n_unmatched`,
-`n_excluded` (left out by `compare.include`); `hidden_size`; `cache` {reused, computed}), and:
+`n_excluded` (left out by `compare.include`); `hidden_size`; `cache` {reused, computed};
+`images`: the tensors drawn by `diff.images`), `index.html` (the report,
+`striate.report.diff_html`; `striate report DIR` writes it again), `images/diff/` (A, B and
+B - A of the `compare.images` tensors that changed most), and:
 
 diff.parquet (`DiffRun.tensors`), one row per matched tensor, in A's order:
     name, name_b        the tensor's name in A and in B

@@ -22,12 +22,15 @@ class CompareConfig:
     block: int = 32  # block along the last stored axis for formats without blocks of their own
     worst_blocks: int = 4  # per tensor, the blocks with the largest error in diff_blocks
     include: str = ""  # only A's tensors whose name matches this regex (re.search); "": all
+    images: int = 6  # tensors drawn as A, B and B - A into out/images/diff/ (0: none)
 
     def __post_init__(self) -> None:
         if not 0 <= self.lost <= self.kept:
             raise ValueError(f"compare.lost ({self.lost}) must be in [0, compare.kept]")
-        if self.block < 1 or self.top_k < 1 or self.worst_blocks < 0:
-            raise ValueError("compare.block and compare.top_k must be >= 1, worst_blocks >= 0")
+        if self.block < 1 or self.top_k < 1 or self.worst_blocks < 0 or self.images < 0:
+            raise ValueError(
+                "compare.block and compare.top_k must be >= 1, worst_blocks and images >= 0"
+            )
 
 
 def _analyses() -> ScanConfig:

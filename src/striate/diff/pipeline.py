@@ -5,7 +5,9 @@ As the scan streams one model: for each pair, in A's order, both tensors are rea
 each model in memory, plus one pair per extra job), looked up in the cache, or compared on a
 worker thread (`striate.scan.workers`); results are collected in order, so the tables do not
 depend on timing. A pair that cannot be read or compared is recorded with its error and the
-diff goes on. The residual tables are pooled at the end.
+diff goes on. The residual tables are pooled at the end; with `out`, the images of the tensors
+that changed most (`diff.images`), the tables, the manifest and the report
+(`striate.report.diff_html`) are written last.
 """
 
 from __future__ import annotations
@@ -29,12 +31,14 @@ from striate.config import as_dict
 from striate.devices import resolve_device
 from striate.diff.blocks import BlockGrid, block_grid
 from striate.diff.config import DiffConfig
+from striate.diff.images import draw_images
 from striate.diff.matching import Matching, Pair, match_tensors, model_heads
 from striate.diff.pair import PairResult, compare_pair, failed_pair
 from striate.diff.residual import residual_findings, residual_table
 from striate.diff.run import DiffRun, assemble
 from striate.errors import StriateError
 from striate.progress import progress_bar
+from striate.report.diff_html import write_diff_report
 from striate.scan import ScanInterrupted, TensorResult
 from striate.scan.cache import TensorCache
 from striate.scan.heap import HeapTrimmer
@@ -90,8 +94,8 @@ def diff(
                 stack.enter_context(store.run_lock(out_dir))
                 store.remove_temp_files(out_dir)
                 (out_dir / "manifest.json").unlink(missing_ok=True)  # written last, when complete
-                # which tensors are included changes no pair's result
-                keyed = replace(config, compare=replace(config.compare, include=""))
+                # which tensors are included or drawn changes no pair's result
+                keyed = replace(config, compare=replace(config.compare, include="", images=0))
                 cache = TensorCache(out_dir, as_dict(keyed), reuse=resume)
             if jobs > 1:
                 from striate.threads import torch_threads
@@ -155,7 +159,7 @@ def _side(ckpt: Checkpoint, anat: Anatomy, label: str) -> dict[str, Any]:
     """What the manifest says of one model."""
     return {
         "source": label,
-        "path": str(ckpt.path),
+        "path": str(Path(ckpt.path).resolve()),  # the viewer opens it from anywhere
         "format": ckpt.format,
         "family": anat.family,
         "n_tensors": len(ckpt.names()),
@@ -245,10 +249,20 @@ class _Diff:
         run = assemble(out_dir, self.manifest.as_dict(), self.rows, self.findings, self.blocks,
                        self.unmatched, residual)  # fmt: skip
         if out_dir is not None:
+            self._images(run, out_dir)
             run.write()
+            write_diff_report(out_dir, run.manifest, run.report_tables())
         if self.cache is not None:
             self.cache.prune()
         return run
+
+    def _images(self, run: DiffRun, out_dir: Path) -> None:
+        """A, B and B - A of the tensors that changed most, for the report (`diff.images`)."""
+        compare, images = self.config.compare, self.config.scan.images
+        run.manifest["images"] = draw_images(
+            out_dir, run.tensors, run.blocks, self.a, self.b, self.pairs, self.heads,
+            n=compare.images, max_pixels=images.max_pixels,
+        )  # fmt: skip
 
     def _grid(self, pair: Pair) -> BlockGrid | None:
         return self.grids[pair.name]

@@ -54,6 +54,10 @@ class DiffRun:
             store.write_table(self.path / f"{name}.parquet", getattr(self, attr))
         store.write_json(self.path / "manifest.json", self.manifest)
 
+    def report_tables(self) -> dict[str, pd.DataFrame]:
+        """The tables by file name (without .parquet), as the report reads them."""
+        return {name: getattr(self, attr) for attr, name in TABLES.items()}
+
     @property
     def failed(self) -> dict[str, str]:
         """Matched tensors that could not be read or compared, with their errors."""

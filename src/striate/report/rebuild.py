@@ -10,6 +10,7 @@ import pandas as pd
 
 from striate.errors import StriateError
 from striate.report.claims_html import write_seeds_report
+from striate.report.diff_html import read_tables, write_diff_report
 from striate.report.experiment_html import write_experiment_report
 from striate.report.lab_html import write_lab_report
 from striate.report.pass_html import write_pass_report
@@ -62,6 +63,13 @@ def rebuild_report(run_dir: str | Path) -> Path:
             pd.read_parquet(names, columns=["name"]) if names.is_file() else pd.DataFrame()
         )
         write_track_report(folder, manifest, trajectories)
+    elif kind == "diff":
+        try:
+            tables = read_tables(folder)
+        except (OSError, ValueError) as exc:
+            message = f"cannot read the diff tables: {type(exc).__name__}: {exc}"
+            raise StriateError(message.replace("\n", " "), path=folder) from None
+        write_diff_report(folder, manifest, tables)
     elif kind in ("experiment", "lab") and manifest.get("seeds"):
         write_seeds_report(folder, manifest)
     elif kind == "experiment":

@@ -4,7 +4,8 @@
     >>> with ViewerServer(open_viewer("runs/minilm")) as url:  # doctest: +SKIP
     ...     print(url)                                          # http://127.0.0.1:PORT/
 
-The app is in `app.py`, what it shows in `specimen.py`, the page in `static/`.
+The app is in `app.py`, what it shows in `specimen.py` (a diff run's A, B and B - A in
+`diff_run.py`), the page in `static/`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from types import TracebackType
 from typing import Any
 
 from striate.errors import StriateError
+from striate.store import read_manifest
 from striate.viewer.app import create_app
+from striate.viewer.diff_run import open_diff_run
 from striate.viewer.specimen import Specimen
 
 LOOPBACK = "127.0.0.1"
@@ -28,11 +31,17 @@ __all__ = ["LOOPBACK", "Specimen", "ViewerServer", "create_app", "is_loopback", 
 def open_viewer(
     target: str | Path, compare: str | Path | None = None, *, host: str = LOOPBACK
 ) -> Any:
-    """The viewer app for `target` (a scan's run directory or a model), compared with `compare`."""
-    a = Specimen(target)
-    b = None if compare is None else Specimen(compare)
+    """The viewer app for `target` (a scan's run directory or a model), compared with `compare`;
+    a diff's run directory shows its A, B and B - A (`viewer.diff_run`)."""
     hosts = None if is_loopback(host) else ["*"]
-    return create_app(a, b, hosts=hosts)
+    path = Path(str(target)).expanduser()
+    if (path / "manifest.json").is_file() and read_manifest(path).get("kind") == "diff":
+        if compare is not None:
+            raise StriateError("a diff run already holds its B: drop --compare", path=path)
+        a, b = open_diff_run(path)
+        return create_app(a, b, hosts=hosts, b_minus_a=True)
+    return create_app(Specimen(target), None if compare is None else Specimen(compare),
+                      hosts=hosts)  # fmt: skip
 
 
 def is_loopback(host: str) -> bool:

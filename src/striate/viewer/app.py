@@ -17,7 +17,8 @@ nothing else, and only Host headers naming this machine are answered (no DNS reb
     GET /api/findings            every finding of the scan, placed on its tensor's picture
     GET /api/residual            the residual dimensions that stand out
 
-`src` is `a` (the model), `b` (the one given with --compare) or `diff` (a - b).
+`src` is `a` (the model), `b` (the one given with --compare) or `diff` (a - b); for a diff
+run (`striate view DIR` of `striate diff`), `b` is B in A's coordinates and `diff` is b - a.
 """
 
 from __future__ import annotations
@@ -69,10 +70,11 @@ class BadRequest(Exception):
 
 
 class Viewer:
-    """Model A, optionally model B, and the tiles cut from them (and from A - B)."""
+    """Model A, optionally model B, and the tiles cut from them (and from A - B, or from B - A
+    for a diff run: `b_minus_a`)."""
 
-    def __init__(self, a: Specimen, b: Specimen | None = None) -> None:
-        self.a, self.b = a, b
+    def __init__(self, a: Specimen, b: Specimen | None = None, *, b_minus_a: bool = False) -> None:
+        self.a, self.b, self.b_minus_a = a, b, b_minus_a
         self._diffs = LRU(a.cache_bytes // 2, size=nbytes)
         self._diff_facts = LRU(256)
         self.tiles = LRU(TILE_CACHE)
@@ -95,7 +97,8 @@ class Viewer:
             return b.pyramid(name)
 
         def diff() -> list[np.ndarray]:
-            d = self.a.pyramid(name)[0] - b.pyramid(name)[0]
+            first, second = self.a.pyramid(name)[0], b.pyramid(name)[0]
+            d = second - first if self.b_minus_a else first - second
             return pyramid(d, levels(self.a.view(name)))
 
         p: list[np.ndarray] = self._diffs.get(name, diff)
@@ -125,9 +128,13 @@ class Viewer:
         return result
 
 
-def create_app(a: Specimen, b: Specimen | None = None, *, hosts: list[str] | None = None) -> Any:
-    """The ASGI app serving model `a` (compared with `b` if given)."""
-    viewer = Viewer(a, b)
+def create_app(
+    a: Specimen, b: Specimen | None = None, *, hosts: list[str] | None = None,
+    b_minus_a: bool = False,
+) -> Any:  # fmt: skip
+    """The ASGI app serving model `a` (compared with `b` if given; the difference shown is
+    A - B, or B - A with `b_minus_a`, as for a diff run)."""
+    viewer = Viewer(a, b, b_minus_a=b_minus_a)
 
     async def page(request: Request) -> Response:
         return Response(_static("index.html"), media_type="text/html; charset=utf-8")
@@ -143,7 +150,9 @@ def create_app(a: Specimen, b: Specimen | None = None, *, hosts: list[str] | Non
             {
                 "a": a.label,
                 "b": None if b is None else b.label,
-                "scanned": a.run is not None,
+                "scanned": a.run is not None or b_minus_a,
+                "difference": "B − A" if b_minus_a else "A − B",
+                "diff_run": b_minus_a,
                 "family": a.anatomy.family,
                 "tensors": a.tensor_list(),
                 "strongest": a.strongest_finding(),

@@ -29,6 +29,7 @@ from striate.render.downsample import block_extreme
 from striate.render.scale import color_limit, format_limit
 from striate.render.view import DisplayAxis, TensorView, axis_names, view_of
 from striate.run import Run
+from striate.store import read_manifest
 
 TILE = 256  # cells per tile side
 TILE_CACHE = 512  # tiles kept (256 KiB each at most)
@@ -99,6 +100,9 @@ class Specimen:
         self.run: Run | None = None
         source: str | Path = target
         if path.is_dir() and (path / "manifest.json").is_file():
+            if read_manifest(path).get("kind") == "diff":
+                raise StriateError("a diff run is viewed alone: striate view DIR shows its A, B "
+                                   "and B - A", path=path)  # fmt: skip
             self.run = Run.load(path)
             if self.run.manifest.get("kind", "scan") != "scan" or "source" not in self.run.manifest:
                 raise StriateError(
@@ -146,12 +150,16 @@ class Specimen:
         view = self.view(name)
 
         def read() -> list[np.ndarray]:
-            with self._read_lock:
-                w = self.ckpt.read(name)
+            w = self.values(name)
             return pyramid(np.ascontiguousarray(view.arrange(w), dtype=np.float32), levels(view))
 
         p: list[np.ndarray] = self._pictures.get(name, read)
         return p
+
+    def values(self, name: str) -> np.ndarray:
+        """The tensor as stored (float32), read from the checkpoint."""
+        with self._read_lock:
+            return self.ckpt.read(name)
 
     def describe(self, name: str) -> dict[str, Any]:
         """Shape, layout, colour limit, statistics and findings of one tensor, for the page."""

@@ -399,7 +399,7 @@
   function labelPanes() {
     for (const p of S.panes) {
       const m = S.meta[p.src], err = S.errors[p.src];
-      const who = p.src === "a" ? S.model.a : p.src === "b" ? S.model.b : "A − B";
+      const who = p.src === "a" ? S.model.a : p.src === "b" ? S.model.b : LABELS.diff;
       p.label.textContent = `${LABELS[p.src]}: ${who}` + (m ? ` · ${m.scale[level(m)]}` : "");
       p.div.querySelector(".error")?.remove();
       if (err) p.div.append(el("div", err, "error"));
@@ -542,6 +542,10 @@
     } catch (err) { status(err.message, true); return; }
     $("source").replaceChildren(...(S.model.b ? ["A: ", nameEl(S.model.a), " · B: ", nameEl(S.model.b)] : [nameEl(S.model.a)]));
     $("mode-box").hidden = !S.model.b;
+    // a diff run shows B − A, and opens on A | B | B − A
+    LABELS.diff = S.model.difference || LABELS.diff;
+    for (const o of $("mode").options) o.textContent = o.textContent.replace("A − B", LABELS.diff);
+    if (S.model.diff_run) { S.mode = "all"; $("mode").value = "all"; }
     renderTensors();
     buildPanes();
     const lists = Promise.all([getJSON("/api/findings"), getJSON("/api/residual")]);
