@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from typer.testing import CliRunner
 
 from striate.cli import app
 from striate.errors import StriateError
+from striate.executor import Executor
 from striate.experiments import pages, parse_seeds, registry, run_experiment
 from striate.experiments.claims import Claim, Criterion, decide, verdict
 from striate.report.claims_html import number
@@ -119,6 +121,33 @@ def test_a_run_over_seeds_decides_on_each_seeds_own_numbers(over_seeds: Path) ->
     assert (over_seeds / "figures" / "claims.png").stat().st_size > 5_000
     html = (over_seeds / "index.html").read_text()
     assert "fits" in html and 'href="seeds/seed_003/index.html"' in html
+
+
+class Pickling(Executor):
+    """A local executor that sends every task and result through pickle, as a cluster does."""
+
+    def __init__(self) -> None:
+        self.tasks: list[Any] = []
+
+    def map(self, fn: Any, items: Any, *, label: str = "tasks", progress: bool = False) -> Any:
+        for item in items:
+            self.tasks.append((label, item))
+            yield pickle.loads(pickle.dumps(fn(pickle.loads(pickle.dumps(item)))))
+
+
+def test_each_seed_is_one_task_and_gives_what_it_gives_in_a_run_of_several(
+    over_seeds: Path, tmp_path: Path
+) -> None:
+    """Seeds are independent tasks: seed 3 alone, through a pickling executor, trains exactly as
+    seed 3 among seeds 0 and 3 did."""
+    executor = Pickling()
+    out = run_experiment("grokking", tmp_path / "run", overrides=TINY, seeds=[3],
+                         executor=executor)  # fmt: skip
+    assert [(label, task.seed) for label, task in executor.tasks] == [("seeds", 3)]
+    alone = json.loads((out / "seeds" / "seed_003" / "summary.json").read_text())
+    among = json.loads((over_seeds / "seeds" / "seed_003" / "summary.json").read_text())
+    assert final_rank(alone) == final_rank(among)
+    assert alone["conditions"] == among["conditions"]
 
 
 def test_pages_are_generated_from_the_json_and_refuse_typed_numbers(

@@ -116,7 +116,13 @@ def _claims_table(rows: Sequence[Mapping[str, Any]]) -> str:
 
 
 def _measures(rows: Sequence[Mapping[str, Any]]) -> str:
-    return "\n".join(f"- **{r['id']}** ({r['source']}): {r['measure']}" for r in rows)
+    """Each claim's measure, under its source: a source shared by several claims is quoted once."""
+    sources = list(dict.fromkeys(r["source"] for r in rows))
+    return "\n\n".join(
+        f"Source: {source}\n\n"
+        + "\n".join(f"- **{r['id']}**: {r['measure']}" for r in rows if r["source"] == source)
+        for source in sources
+    )
 
 
 def page(folder: Path) -> str:
@@ -144,7 +150,8 @@ def page(folder: Path) -> str:
         "manifest.json and discussion.md: edit those, not this file -->",
         f"```bash\n{command(manifest)}\n```",
         f"Seeds {', '.join(map(str, seeds))} ({len(seeds)}); preset {manifest['preset']}; "
-        f"wall time {wall} (2 CPU cores, shared with other jobs); striate {manifest.get('striate_version')}. "
+        f"wall time {wall} (2 CPU cores, shared with other jobs); "
+        f"striate {manifest.get('striate_version')}. "
         f"Claims: {tally or 'none'}.",
         "## Claims\n\n" + _claims_table(claims),
         "### What each claim measures\n\n" + _measures(claims),
