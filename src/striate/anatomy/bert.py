@@ -1,4 +1,5 @@
-"""BERT-style encoders: BERT, RoBERTa, MiniLM, ELECTRA, DistilBERT (Hugging Face names).
+"""BERT-style encoders: BERT, RoBERTa, MiniLM, ELECTRA, DistilBERT (Hugging Face names), and
+llama.cpp's names for them in GGUF files (`token_types`, `blk.N.attn_output_norm`, ...).
 
 Names may carry a task prefix (`bert.`, `roberta.`, `distilbert.`) or none (a bare `BertModel`,
 as sentence-transformers saves it); rules match the end of the module path, so both work.
@@ -30,6 +31,18 @@ class Bert(Family):
         Rule(r"pooler\.dense|predictions\.transform\.dense|lm_head\.dense", "classifier"),
         Rule(r"vocab_transform|pre_classifier|classifier(?:\.dense|\.out_proj)?", "classifier"),
         Rule(r"cls\.seq_relationship|qa_outputs", "classifier"),
+        # GGUF (llama.cpp's BERT: `general.architecture` bert); names end at the module
+        Rule(r"token_embd|token_types", "embedding"),
+        Rule(r"position_embd", "position_embedding"),
+        Rule(r"attn_q", "attn_q"),
+        Rule(r"attn_k", "attn_k"),
+        Rule(r"attn_v", "attn_v"),
+        Rule(r"attn_qkv", "attn_qkv"),
+        Rule(r"attn_output", "attn_out"),
+        Rule(r"ffn_up", "ffn_in"),
+        Rule(r"ffn_down", "ffn_out"),
+        Rule(r"token_embd_norm|attn_output_norm|layer_output_norm|output_norm", "norm"),
+        Rule(r"cls\.output|cls", "classifier"),
     )
     known_other = patterns(r"embeddings\.position_ids", r"embeddings\.token_type_ids")
-    layer_patterns = layer_patterns(r"layer\.(\d+)")
+    layer_patterns = layer_patterns(r"layer\.(\d+)", r"blk\.(\d+)")
