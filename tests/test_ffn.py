@@ -28,6 +28,7 @@ from striate.analyses.ffn import (
 from striate.analyses.ffn_distribution import (
     SARLE_UNIFORM,
     bimodality_coefficient,
+    bootstrap_pearson,
     fit_line,
     gaussian_mixture,
     pearson,
@@ -193,6 +194,40 @@ def test_slope_of_alignment_on_bias_is_recovered(layer: dict[str, np.ndarray]) -
     assert row["pearson_bias_alignment"] == pytest.approx(ref.rvalue, rel=1e-9)
     rho = stats.spearmanr(layer["bias"], layer["alignment"]).statistic
     assert row["spearman_bias_alignment"] == pytest.approx(rho, rel=1e-9)
+
+
+@pytest.mark.parametrize("rho", [0.5, -0.2])
+def test_bootstrap_interval_of_r_matches_fishers_closed_form(rho: float) -> None:
+    """For Gaussian pairs the percentile bootstrap agrees with Fisher's z interval."""
+    rng = np.random.default_rng(5)
+    n = 2000
+    x = rng.normal(size=n)
+    y = rho * x + math.sqrt(1 - rho**2) * rng.normal(size=n)
+    low, high = bootstrap_pearson(x, y, 2000, seed=0)
+    z, se = math.atanh(pearson(x, y)), 1 / math.sqrt(n - 3)
+    assert low == pytest.approx(math.tanh(z - 1.96 * se), abs=0.006)
+    assert high == pytest.approx(math.tanh(z + 1.96 * se), abs=0.006)
+    assert low < rho < high
+    assert bootstrap_pearson(x, y, 2000, seed=0) == (low, high)  # seeded
+    assert all(map(math.isnan, bootstrap_pearson(x, np.zeros(n), 100, seed=0)))
+    assert all(map(math.isnan, bootstrap_pearson(x, y, 0, seed=0)))
+
+
+def test_layer_rows_give_the_norm_bias_correlations_with_intervals() -> None:
+    """r(|M1_i|, b_i) planted positive and r(|M2_i|, b_i) planted zero, as in seed 001."""
+    rng = np.random.default_rng(6)
+    n = 1500
+    bias = rng.normal(size=n)
+    in_norm = np.exp(0.3 * bias + 0.3 * rng.normal(size=n))
+    v_in, v_out = plant(rng, rng.uniform(-0.5, 0.5, n), in_norm, rng.uniform(0.5, 1.5, n))
+    row = ffn_layer_summary(ffn_neurons(0, v_in, v_out, bias), FFNConfig())
+    r_in = stats.pearsonr(in_norm, bias).statistic
+    assert row["pearson_in_norm_bias"] == pytest.approx(r_in, rel=1e-9)
+    assert row["pearson_in_norm_bias_ci_low"] < r_in < row["pearson_in_norm_bias_ci_high"]
+    assert row["pearson_in_norm_bias_ci_low"] > 0.5
+    assert row["pearson_out_norm_bias_ci_low"] < 0 < row["pearson_out_norm_bias_ci_high"]
+    none = ffn_layer_summary(ffn_neurons(0, v_in, v_out, None), FFNConfig())
+    assert math.isnan(none["pearson_in_norm_bias_ci_low"])
 
 
 def test_bias_an_exact_line_of_alignment_gives_the_inverse_slope() -> None:

@@ -402,3 +402,17 @@ def test_the_channel_labels_of_a_position_embedding_fit_its_figure() -> None:
             for text in labels:
                 box = text.get_window_extent(renderer)
                 assert box.x0 >= 0 and box.x1 <= fig.bbox.width - 2, (text.get_text(), box)
+
+
+def test_ffn_table_shows_the_norm_bias_correlations_with_their_intervals(run_copy: Path) -> None:
+    """The planted GPT-2 has no FFN biases (empty cells); planted correlations are shown."""
+    layers = pd.read_parquet(run_copy / "ffn_layers.parquet")
+    assert layers["pearson_in_norm_bias_ci_low"].isna().all()
+    planted_r = {"": 0.31234, "_ci_low": 0.2712, "_ci_high": 0.35}
+    for end, value in planted_r.items():
+        layers[f"pearson_in_norm_bias{end}"] = value
+    layers.to_parquet(run_copy / "ffn_layers.parquet")
+    rebuild_report(run_copy)
+    page = (run_copy / "index.html").read_text()
+    assert "r(|M1|,b) [95%]" in page and "r(|M2|,b) [95%]" in page
+    assert page.count("<td>0.312 [0.271, 0.35]</td>") == len(layers)

@@ -36,6 +36,7 @@ import pandas as pd
 from striate.analyses.ffn_distribution import (
     Mixture,
     bimodality_coefficient,
+    bootstrap_pearson,
     fit_line,
     gaussian_mixture,
     pearson,
@@ -61,7 +62,9 @@ class FFNConfig:
         above 2 the mixture's density has two peaks) and the smaller holds this share.
     similarity_max: most neurons in a similarity matrix; more are sampled without replacement.
     similarity_clusters: clusters (spherical k-means) that order the similarity matrix.
-    seed: seed of that sample and of the k-means start.
+    seed: seed of that sample, of the k-means start and of the bootstrap.
+    bootstrap: resamples of the bootstrap intervals of r(|M1_i|, b_i) and r(|M2_i|, b_i);
+        0 leaves the intervals out (NaN).
     enabled: run the FFN analysis in `striate scan` (where the anatomy finds FFN triples).
     layers: layers that get figures and column-similarity matrices; empty: first, middle, last.
     """
@@ -73,7 +76,8 @@ class FFNConfig:
     min_cluster_share: float = 0.1  # weight of the smaller component
     similarity_max: int = 2048  # neurons in a similarity matrix (sampled beyond)
     similarity_clusters: int = 16  # k of the spherical k-means ordering
-    seed: int = 0  # sample and k-means seed
+    seed: int = 0  # sample, k-means and bootstrap seed
+    bootstrap: int = 1000  # resamples of the correlation intervals; 0: none
     enabled: bool = True  # part of striate scan
     layers: tuple[int, ...] = ()  # figure / similarity layers; () = first, middle and last
 
@@ -177,6 +181,9 @@ def ffn_layer_summary(neurons: pd.DataFrame, config: FFNConfig) -> dict[str, flo
                                gated); std with ddof 0; alignment_median too
       pearson_{a}_{b}, spearman_{a}_{b}   for each pair of those quantities, in that order
                                (e.g. pearson_in_norm_out_norm, spearman_bias_alignment)
+      pearson_in_norm_bias_ci_low, _ci_high, pearson_out_norm_bias_ci_low, _ci_high
+                               95% percentile bootstrap intervals of r(|M1_i|, b_i) and
+                               r(|M2_i|, b_i) (`bootstrap` resamples of the neurons)
       slope_alignment_on_bias, intercept_alignment_on_bias, slope_se, intercept_se
                                least squares alignment = intercept + slope * bias (`fit_line`)
       share_positive, share_negative    alignment > +cluster_threshold, < -cluster_threshold
@@ -209,6 +216,9 @@ def ffn_layer_summary(neurons: pd.DataFrame, config: FFNConfig) -> dict[str, flo
         for b in names[i + 1 :]:
             row[f"pearson_{a}_{b}"] = pearson(col[a], col[b])
             row[f"spearman_{a}_{b}"] = spearman(col[a], col[b])
+    for a in ("in_norm", "out_norm"):
+        low, high = bootstrap_pearson(col[a], col["bias"], config.bootstrap, config.seed)
+        row[f"pearson_{a}_bias_ci_low"], row[f"pearson_{a}_bias_ci_high"] = low, high
     fit = ("slope_alignment_on_bias", "intercept_alignment_on_bias", "slope_se", "intercept_se")
     row |= dict(zip(fit, fit_line(col["bias"], align), strict=True))
     n_align = max(finite_align.size, 1)

@@ -2,7 +2,7 @@
 
 Generic statistics of n values (or n pairs), NaN and ±Inf left out, used by the FFN analysis
 to describe each layer's neurons (`striate.analyses.ffn.ffn_layer_summary`). Tested against
-scipy, which striate does not need at run time.
+scipy; the bootstrap is scipy's.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ __all__ = [
     "SARLE_UNIFORM",
     "Mixture",
     "bimodality_coefficient",
+    "bootstrap_pearson",
     "fit_line",
     "gaussian_mixture",
     "pearson",
@@ -34,6 +35,35 @@ def pearson(x: np.ndarray, y: np.ndarray) -> float:
     dx, dy = x[ok] - x[ok].mean(), y[ok] - y[ok].mean()
     den = math.sqrt(float(dx @ dx) * float(dy @ dy))
     return float(dx @ dy) / den if den > 0 else math.nan
+
+
+def bootstrap_pearson(
+    x: np.ndarray, y: np.ndarray, resamples: int, seed: int, level: float = 0.95
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of Pearson's r over the finite pairs of x, y (n,) each:
+    pairs resampled with replacement (`scipy.stats.bootstrap`, paired), `resamples` times.
+    (NaN, NaN) with < 3 pairs, no spread or `resamples` 0."""
+    from scipy import stats
+
+    ok = np.isfinite(x) & np.isfinite(y)
+    if ok.sum() < 3 or resamples <= 0 or math.isnan(pearson(x, y)):
+        return math.nan, math.nan
+
+    def r(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
+        da = a - a.mean(axis=axis, keepdims=True)
+        db = b - b.mean(axis=axis, keepdims=True)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out: np.ndarray = (da * db).sum(axis) / np.sqrt(
+                (da * da).sum(axis) * (db * db).sum(axis)
+            )
+        return out
+
+    n = int(ok.sum())
+    batch = max(1, (1 << 22) // n)  # resamples per batch: ~32 MB of float64 each
+    ci = stats.bootstrap((x[ok], y[ok]), r, n_resamples=resamples, batch=batch, vectorized=True,
+                         paired=True, confidence_level=level, method="percentile",
+                         rng=np.random.default_rng(seed)).confidence_interval  # fmt: skip
+    return float(ci.low), float(ci.high)
 
 
 def spearman(x: np.ndarray, y: np.ndarray) -> float:

@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from striate.report import curves
+from striate.report.claims_html import number
 from striate.report.page import e, failed, figures, local, table
 from striate.run import Run
 
@@ -173,7 +174,22 @@ def gallery(run: Run, ids: dict[str, str]) -> str:
 
 FFN_COLUMNS = ("layer", "n_neurons", "gated", "alignment_mean", "share_positive",
                "share_negative", "n_clusters", "bias_mean", "slope_alignment_on_bias", "slope_se",
-               "in_similarity_mean", "out_similarity_mean")  # fmt: skip
+               "r(|M1|,b) [95%]", "r(|M2|,b) [95%]", "in_similarity_mean",
+               "out_similarity_mean")  # fmt: skip
+
+
+def with_intervals(layers: pd.DataFrame) -> pd.DataFrame:
+    """`layers` with r(|M1_i|, b_i) and r(|M2_i|, b_i) and their bootstrap intervals as text,
+    one column each (runs from before the intervals, or without biases, show none)."""
+    out = layers.copy()
+    for vector, label in (("in_norm", "r(|M1|,b) [95%]"), ("out_norm", "r(|M2|,b) [95%]")):
+        r, low, high = (f"pearson_{vector}_bias{end}" for end in ("", "_ci_low", "_ci_high"))
+        if {r, low, high} <= set(out.columns):
+            out[label] = [
+                "" if pd.isna(x) else f"{number(x)} [{number(a)}, {number(b)}]"
+                for x, a, b in zip(out[r], out[low], out[high], strict=True)
+            ]
+    return out
 
 
 def ffn_section(run: Run) -> str:
@@ -182,7 +198,7 @@ def ffn_section(run: Run) -> str:
         return '<p class="note">No FFN geometry in this run (no FFN found, or images off).</p>'
     parts = ["<p>Per-layer summaries (ffn_layers.parquet; one row per neuron in ffn.parquet).</p>"]
     if not run.ffn_layers.empty:  # headers with spaces wrap: the table fits the page
-        spaced = run.ffn_layers.rename(columns=lambda c: str(c).replace("_", " "))
+        spaced = with_intervals(run.ffn_layers).rename(columns=lambda c: str(c).replace("_", " "))
         parts.append(table(spaced, [c.replace("_", " ") for c in FFN_COLUMNS], limit=500))
     skipped = run.manifest.get("ffn_skipped") or {}
     if skipped:
