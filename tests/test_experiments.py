@@ -123,7 +123,7 @@ def test_unknown_names_are_one_line_errors(tmp_path: Path) -> None:
     with pytest.raises(StriateError, match="superposition is a lab: striate lab superposition"):
         run_experiment("superposition", tmp_path)
     assert set(EXPERIMENTS) == {"grokking", "grokking-transformer", "weight-decay", "memorization",
-                                "lmc", "lottery", "banding"}  # fmt: skip
+                                "lmc", "lottery", "banding", "gpt-specimen"}  # fmt: skip
 
 
 def test_per_matrix_flags_the_largest_decay_only_when_lowest() -> None:

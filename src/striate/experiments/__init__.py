@@ -24,6 +24,8 @@ track their spectra with `striate track` (`harness.py`; README).
     measures.py, mlp.py  what several experiments share: claim numbers, an MLP and its SGD loop
     superposition.py, double_descent.py, reconstruction.py                      the labs
     grokking.py, weight_decay.py, memorization.py, lmc.py, lottery.py, banding.py  the experiments
+    gpt_specimen.py  a GPT-2 trained here and read as seed 000 reads GPT-2 (gpt_model.py: the
+                    model; gpt_measures.py, gpt_figures.py: what is measured and drawn)
 """
 
 from __future__ import annotations

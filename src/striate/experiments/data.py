@@ -17,12 +17,17 @@ Real image sets that ship with installed packages (shared/ASSETS.md):
                     the folder).
 
 Images come back as float32 in [0, 1], shape (N, 1, H, W); labels as int64 (N,).
+
+Real text: `python_corpus`, the Python standard library's own .py sources (the running
+interpreter's, `sysconfig.get_paths()["stdlib"]` without site-packages), as bytes.
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
+import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -255,3 +260,57 @@ def _idx_pair(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     if len(x) != len(y):
         raise StriateError(f"{len(x)} images but {len(y)} labels", path=folder)
     return x, y
+
+
+# --- real text: the Python standard library's sources ------------------------------------------
+
+
+@dataclass(frozen=True)
+class TextCorpus:
+    """Byte tokens (vocabulary 256) of a sorted list of files, whole files to each split."""
+
+    root: str  # the folder the files are under
+    train: torch.Tensor  # (N,) uint8: the training files, concatenated in sorted order
+    val: torch.Tensor  # (M,) uint8: the held-out files
+    train_files: int
+    val_files: int
+    sha256: str  # of the training bytes, then the held-out bytes: which text this was
+
+    def facts(self) -> dict[str, object]:
+        """What summary.json records of the corpus."""
+        return {"root": self.root, "train_bytes": int(self.train.numel()),
+                "val_bytes": int(self.val.numel()), "train_files": self.train_files,
+                "val_files": self.val_files, "sha256": self.sha256}  # fmt: skip
+
+
+def python_corpus(max_bytes: int = 0, val_every: int = 10, root: Path | None = None) -> TextCorpus:
+    """The .py files under `root` (default: the standard library, site-packages left out),
+    sorted by relative path, cut to the first files that fit in `max_bytes` (0: all); every
+    `val_every`-th of them (the 10th, 20th, ...) is held out. Deterministic for one Python.
+    """
+    root = Path(sysconfig.get_paths()["stdlib"]) if root is None else root
+    skip = {"site-packages", "dist-packages", "__pycache__"}
+    found = []
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = [d for d in dirs if d not in skip]  # not walked into at all
+        found += [Path(folder, n) for n in names if n.endswith(".py")]
+    files = sorted((f for f in found if f.is_file()), key=lambda f: f.relative_to(root).as_posix())
+    chosen, total = [], 0
+    for f in files:
+        size = f.stat().st_size
+        if max_bytes and total + size > max_bytes:
+            break
+        chosen.append(f)
+        total += size
+    if len(chosen) < val_every:
+        raise StriateError(f"{len(chosen)} .py files fit in {max_bytes} bytes under {root}",
+                           hint=f"give at least {val_every} files: raise max_bytes")  # fmt: skip
+    held = [i % val_every == val_every - 1 for i in range(len(chosen))]
+    parts = {
+        split: b"".join(f.read_bytes() for f, h in zip(chosen, held, strict=True) if h == out)
+        for split, out in (("train", False), ("val", True))
+    }
+    digest = hashlib.sha256(parts["train"] + parts["val"]).hexdigest()
+    as_tensor = {k: torch.frombuffer(bytearray(v), dtype=torch.uint8) for k, v in parts.items()}
+    return TextCorpus(str(root), as_tensor["train"], as_tensor["val"], held.count(False),
+                      held.count(True), digest)  # fmt: skip

@@ -11,6 +11,7 @@ from typing import Any
 from striate.errors import StriateError
 from striate.experiments.banding import BANDING
 from striate.experiments.double_descent import DOUBLE_DESCENT, MLP_DOUBLE_DESCENT, UNEMBEDDING
+from striate.experiments.gpt_specimen import GPT_SPECIMEN
 from striate.experiments.grokking import GROKKING
 from striate.experiments.grokking_transformer import GROKKING_TRANSFORMER
 from striate.experiments.lmc import LMC
@@ -39,6 +40,7 @@ SETTINGS: dict[str, Setting[Any, Any]] = {
         LMC,
         LOTTERY,
         BANDING,
+        GPT_SPECIMEN,
     )
 }
 LABS = {name: s for name, s in SETTINGS.items() if s.kind == "lab"}

@@ -181,7 +181,7 @@ FFN_COLUMNS = ("layer", "n_neurons", "gated", "alignment_mean", "share_positive"
 def with_intervals(layers: pd.DataFrame) -> pd.DataFrame:
     """`layers` with r(|M1_i|, b_i) and r(|M2_i|, b_i) and their bootstrap intervals as text,
     one column each (runs from before the intervals, or without biases, show none)."""
-    out = layers.copy()
+    out: pd.DataFrame = layers.copy()
     for vector, label in (("in_norm", "r(|M1|,b) [95%]"), ("out_norm", "r(|M2|,b) [95%]")):
         r, low, high = (f"pearson_{vector}_bias{end}" for end in ("", "_ci_low", "_ci_high"))
         if {r, low, high} <= set(out.columns):
