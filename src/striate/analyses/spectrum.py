@@ -68,6 +68,7 @@ docs/benchmarks.md), so each matrix is its own call.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -189,14 +190,16 @@ def _row_blocks(m: np.ndarray, scale: float) -> Iterator[np.ndarray]:
     rows, cols = m.shape
     step = max(1, _CHUNK // cols)
     for i in range(0, rows, step):
-        yield np.asarray(m[i : i + step], dtype=np.float64) / scale  # (step, cols)
+        # float64 first, then / scale: one pass, one new array (never a view of m)
+        yield np.divide(m[i : i + step], scale, dtype=np.float64)  # (step, cols)
 
 
 def _gram_eigenvalues(m: np.ndarray, scale: float) -> np.ndarray:
     """Eigenvalues of the smaller Gram matrix of m / scale, ascending (numpy, LAPACK)."""
-    k = min(m.shape)
-    g = np.zeros((k, k))
-    for block in _row_blocks(m, scale):
+    blocks = _row_blocks(m, scale)
+    first = next(blocks)
+    g = first.T @ first  # (k, k), k = min(m.shape)
+    for block in blocks:
         g += block.T @ block
     return np.asarray(np.linalg.eigvalsh(g))
 
@@ -245,9 +248,11 @@ def singular_values(
     k = min(m.shape)
     if k == 0:
         return np.zeros(0)
-    if not np.isfinite(m).all():
+    # work at unit scale: no overflow for any stored range; NaN or Inf show in the extremes
+    top, bottom = float(m.max()), float(m.min())
+    if not (math.isfinite(top) and math.isfinite(bottom)):
         return np.full(k, np.nan)
-    scale = float(np.abs(m).max())  # work at unit scale: no overflow for any stored range
+    scale = max(top, -bottom)  # max |m|
     if scale == 0:
         return np.zeros(k)
     if torch_device is not None:
@@ -287,6 +292,12 @@ def mp_median(ratio: float) -> float:
     >>> round(mp_median(1.0), 4)   # a square matrix (Gavish & Donoho 2014)
     0.6528
     """
+    return _mp_median(float(ratio))
+
+
+@functools.lru_cache(maxsize=256)
+def _mp_median(ratio: float) -> float:
+    """`mp_median`, kept per ratio: a model has a handful of shapes, each seen many times."""
     x, mass = _mp_grid(ratio)
     cdf = np.cumsum(mass)
     return float(np.interp(0.5, cdf - mass / 2, x))  # cell midpoints at half their mass
