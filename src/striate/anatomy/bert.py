@@ -10,6 +10,7 @@ the vocabulary projection is "lm_head".
 from __future__ import annotations
 
 from striate.anatomy.family import Family, Rule, layer_patterns, patterns
+from striate.anatomy.llama import GGUF_ATTENTION
 
 
 class Bert(Family):
@@ -33,12 +34,7 @@ class Bert(Family):
         Rule(r"cls\.seq_relationship|qa_outputs", "classifier"),
         # GGUF (llama.cpp's BERT: `general.architecture` bert); names end at the module
         Rule(r"token_embd|token_types", "embedding"),
-        Rule(r"position_embd", "position_embedding"),
-        Rule(r"attn_q", "attn_q"),
-        Rule(r"attn_k", "attn_k"),
-        Rule(r"attn_v", "attn_v"),
-        Rule(r"attn_qkv", "attn_qkv"),
-        Rule(r"attn_output", "attn_out"),
+        *GGUF_ATTENTION,
         Rule(r"ffn_up", "ffn_in"),
         Rule(r"ffn_down", "ffn_out"),
         Rule(r"token_embd_norm|attn_output_norm|layer_output_norm|output_norm", "norm"),

@@ -15,6 +15,15 @@ _NORMS = (
     r"input_layernorm|post_attention_layernorm|pre_feedforward_layernorm"
     r"|post_feedforward_layernorm|q_norm|k_norm|norm"
 )
+#: llama.cpp's names of the position embedding and of attention, the same in every architecture
+GGUF_ATTENTION = (
+    Rule(r"position_embd", "position_embedding"),
+    Rule(r"attn_q", "attn_q"),
+    Rule(r"attn_k", "attn_k"),
+    Rule(r"attn_v", "attn_v"),
+    Rule(r"attn_qkv", "attn_qkv"),
+    Rule(r"attn_output", "attn_out"),
+)
 _GGUF_NORMS = r"attn_norm|ffn_norm|attn_q_norm|attn_k_norm|post_attention_norm|post_ffw_norm"
 
 
@@ -42,12 +51,7 @@ class Llama(Family):
         Rule(r"score", "classifier"),
         # GGUF (llama.cpp)
         Rule(r"token_embd", "embedding"),
-        Rule(r"position_embd", "position_embedding"),
-        Rule(r"attn_q", "attn_q"),
-        Rule(r"attn_k", "attn_k"),
-        Rule(r"attn_v", "attn_v"),
-        Rule(r"attn_qkv", "attn_qkv"),
-        Rule(r"attn_output", "attn_out"),
+        *GGUF_ATTENTION,
         Rule(r"ffn_gate(?:_exps|_shexp)?", "ffn_gate"),  # _exps: experts stacked, 3-D
         Rule(r"ffn_up(?:_exps|_shexp)?", "ffn_in"),
         Rule(r"ffn_down(?:_exps|_shexp)?", "ffn_out"),
