@@ -223,7 +223,9 @@ class Manifest:
             raise ValueError(f"unknown run kind {self.kind!r} (one of {', '.join(KINDS)})")
 
     def finish(self, started: float) -> None:
-        """Record the end of the run; `started` is its `time.time()` at the start."""
+        """Record the end of the run; `started` is its `time.time()` at the start (and becomes
+        `started`: a manifest made at the end of a run still says when the run began)."""
+        self.started = datetime.fromtimestamp(started, timezone.utc).isoformat(timespec="seconds")
         self.finished = now()
         self.seconds = round(time.time() - started, 3)
 
