@@ -1,8 +1,10 @@
 """Publish a run as a reproduction page, and regenerate or check every page.
 
-    python scripts/reproductions.py run grokking [SEEDS] [--executor ray]
+    python scripts/reproductions.py run grokking [SEEDS] [--executor ray] [--resume]
                                     # the full (lab: paper) preset over SEEDS (default 3),
-                                    # into runs/NAME, then published as docs/reproductions/NAME
+                                    # into runs/NAME, then published as docs/reproductions/NAME;
+                                    # --resume keeps the seeds runs/NAME already holds (finished,
+                                    # same settings, same code) and runs only the others
     python scripts/reproductions.py publish runs/grokking docs/reproductions/grokking
     python scripts/reproductions.py write    # every page and the index, from their JSON files
     python scripts/reproductions.py check    # exit 1 if a committed page is not what its JSON gives
@@ -22,7 +24,7 @@ from striate.experiments import pages
 ROOT = Path(__file__).resolve().parent.parent / "docs" / "reproductions"
 
 
-def run(name: str, seeds: str = "3", executor: str = "local") -> Path:
+def run(name: str, seeds: str = "3", executor: str = "local", resume: bool = False) -> Path:
     """Run setting `name` at its full (lab: paper) preset over `seeds`; publish it."""
     from striate.executor import make_executor
     from striate.experiments import SETTINGS, parse_seeds, run_setting
@@ -32,7 +34,7 @@ def run(name: str, seeds: str = "3", executor: str = "local") -> Path:
     out = Path("runs") / name
     with make_executor(executor) as tasks:
         run_setting(setting.kind, name, out, preset=preset, seeds=parse_seeds(seeds),
-                    progress=True, executor=tasks)  # fmt: skip
+                    progress=True, executor=tasks, resume=resume)  # fmt: skip
     folder = ROOT / ("lab-" + name if setting.kind == "lab" else name)
     return pages.publish(out, folder)
 
@@ -52,6 +54,7 @@ def main(argv: list[str]) -> int:
     run_p.add_argument("name")
     run_p.add_argument("seeds", nargs="?", default="3")
     run_p.add_argument("--executor", choices=("local", "ray"), default="local")
+    run_p.add_argument("--resume", action="store_true", help="keep the seeds already run")
     pub = sub.add_parser("publish", help="copy a run into a reproduction folder")
     pub.add_argument("run", type=Path)
     pub.add_argument("folder", type=Path)
@@ -64,7 +67,7 @@ def main(argv: list[str]) -> int:
             print(f"{path}: differs from its JSON files; run scripts/reproductions.py write")
         return 1 if stale else 0
     if args.command == "run":
-        print(run(args.name, args.seeds, args.executor))
+        print(run(args.name, args.seeds, args.executor, args.resume))
     elif args.command == "publish":
         print(pages.publish(args.run, args.folder))
     write()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import pickle
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from typer.testing import CliRunner
 from striate.cli import app
 from striate.errors import StriateError
 from striate.executor import Executor
-from striate.experiments import pages, parse_seeds, registry, run_experiment
+from striate.experiments import pages, parse_seeds, registry, run_experiment, run_setting
 from striate.experiments.claims import Claim, Criterion, decide, verdict
 from striate.report.claims_html import number
 
@@ -148,6 +149,26 @@ def test_each_seed_is_one_task_and_gives_what_it_gives_in_a_run_of_several(
     among = json.loads((over_seeds / "seeds" / "seed_003" / "summary.json").read_text())
     assert final_rank(alone) == final_rank(among)
     assert alone["conditions"] == among["conditions"]
+
+
+def test_resume_runs_only_the_seeds_not_yet_run(over_seeds: Path, tmp_path: Path) -> None:
+    """A run over seeds 0 and 3 continued to seeds 0, 3 and 5 trains seed 5 alone; a changed
+    setting trains every seed again."""
+    run = Path(shutil.copytree(over_seeds, tmp_path / "run"))
+    before = json.loads((run / "summary.json").read_text())["per_seed"]
+    executor = Pickling()
+    run_setting("experiment", "grokking", run, overrides=TINY, seeds=[0, 3, 5],
+                executor=executor, resume=True)  # fmt: skip
+    assert [task.seed for _, task in executor.tasks] == [5]
+    after = json.loads((run / "summary.json").read_text())
+    assert after["seeds"] == [0, 3, 5] and after["per_seed"]["0"] == before["0"]
+    assert after["per_seed"]["3"] == before["3"] != after["per_seed"]["5"]
+    rows = json.loads((run / "claims.json").read_text())
+    assert rows and all(r["seeds"] == [0, 3, 5] for r in rows)
+    changed = Pickling()
+    run_setting("experiment", "grokking", run, overrides=[*TINY, "lr=0.002"], seeds=[0, 3, 5],
+                executor=changed, resume=True)  # fmt: skip
+    assert [task.seed for _, task in changed.tasks] == [0, 3, 5]
 
 
 def test_pages_are_generated_from_the_json_and_refuse_typed_numbers(

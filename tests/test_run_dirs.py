@@ -19,7 +19,7 @@ from striate.scan.banding import run_banding
 from striate.scan.ffn import run_ffn
 from striate.store import KINDS, Manifest
 
-COMMON = {"striate_version", "kind", "source", "settings", "started", "finished", "seconds",
+COMMON = {"striate_version", "code", "kind", "source", "settings", "started", "finished", "seconds",
           "figures", "tensors"}  # fmt: skip
 
 
@@ -31,6 +31,7 @@ def test_the_manifest_has_the_common_fields_first_and_refuses_unknown_kinds() ->
     assert 99 <= (ended - began).total_seconds() <= 110
     assert list(data)[: len(COMMON)] == [
         "striate_version",
+        "code",
         "kind",
         "source",
         "settings",

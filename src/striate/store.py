@@ -217,6 +217,7 @@ class Manifest:
     seconds: float | None = None  # wall time of the whole run
     extra: dict[str, Any] = field(default_factory=dict)
     striate_version: str = __version__
+    code: str = field(default_factory=lambda: code_digest())  # the source files that ran
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -231,7 +232,7 @@ class Manifest:
 
     def as_dict(self) -> dict[str, Any]:
         """The manifest as `manifest.json` holds it: the common fields, then `extra`'s."""
-        common = {"striate_version": self.striate_version, "kind": self.kind,
+        common = {"striate_version": self.striate_version, "code": self.code, "kind": self.kind,
                   "source": self.source, "settings": self.settings, "started": self.started,
                   "finished": self.finished, "seconds": self.seconds, "figures": self.figures,
                   "tensors": self.tensors}  # fmt: skip

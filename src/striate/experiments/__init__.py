@@ -103,15 +103,17 @@ def run_setting(
     progress: bool = False,
     executor: Executor | None = None,
     device: str | None = None,
+    resume: bool = False,
 ) -> Path:
     """What `striate lab` and `striate experiment` run: find the setting, resolve its config,
     train it with its engine, on one torch thread (`striate.threads`); or, given `seeds`, do
-    that once per seed (`seeds.run_seeds`)."""
+    that once per seed (`seeds.run_seeds`, which `resume`s seeds already run)."""
     if seeds is not None:
         if seed is not None:
             raise StriateError("give --seed or --seeds, not both")
         return run_seeds(kind, name, out, seeds, preset=preset, overrides=overrides,
-                         progress=progress, executor=executor, device=device)  # fmt: skip
+                         progress=progress, executor=executor, device=device,
+                         resume=resume)  # fmt: skip
     setting = find(kind, name)
     config = resolve_config(setting, preset, overrides, seed, device)
     request = Request(setting, config, Path(out), preset, tuple(overrides), seed, progress,

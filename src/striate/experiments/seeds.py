@@ -88,29 +88,51 @@ def run_seeds(
     progress: bool = False,
     executor: Executor | None = None,
     device: str | None = None,
+    resume: bool = False,
 ) -> Path:
     """Run setting `name` once per seed and decide its claims over the seeds; returns the run
     directory. Experiments send their seeds to `executor` (each seed one task); a lab runs its
-    seeds here in turn and gives `executor` the groups of each sweep."""
+    seeds here in turn and gives `executor` the groups of each sweep. `resume`: a seed whose
+    folder already holds a finished run of the same settings and code is not run again (a long
+    reproduction can be finished over several sittings)."""
     setting = find(kind, name)
-    for seed in seeds:  # a bad preset or --set fails before anything trains
-        config = resolve_config(setting, preset, overrides, seed)
+    configs = {s: resolve_config(setting, preset, overrides, s) for s in seeds}  # bad --set: now
+    config = configs[seeds[-1]]
     out = Path(out)
     started = time.time()
+    done = {s: finished_seed(out / seed_dir(s), configs[s]) for s in seeds} if resume else {}
     tasks = [SeedRun(kind, name, str(out / seed_dir(s)), preset, tuple(overrides), s, progress,
-                     device) for s in seeds]  # fmt: skip
+                     device) for s in seeds if done.get(s) is None]  # fmt: skip
     executor = executor or Executor()
     if kind == "lab":
         from striate.experiments import run_setting
 
-        summaries = []
+        ran = []
         for t in tasks:
             path = run_setting(kind, name, t.out, preset=preset, overrides=overrides,
                                seed=t.seed, progress=progress, executor=executor)  # fmt: skip
-            summaries.append(store.read_json(path / "summary.json"))
+            ran.append(store.read_json(path / "summary.json"))
     else:
-        summaries = list(executor.map(run_seed, tasks, label="seeds", progress=False))
+        ran = list(executor.map(run_seed, tasks, label="seeds", progress=False))
+    fresh = dict(zip((t.seed for t in tasks), ran, strict=True))
+    summaries = [fresh[s] if s in fresh else done[s] for s in seeds]
     return finish_seeds(setting, config, out, list(seeds), summaries, preset, overrides, started)
+
+
+def finished_seed(folder: Path, config: Any) -> dict[str, Any] | None:
+    """The summary of a seed's run in `folder` when it finished with exactly `config` (the
+    settings its manifest records, seed included) and the code of this striate version; else
+    None, and the seed is run again."""
+    try:
+        manifest = store.read_json(folder / "manifest.json")
+        summary: dict[str, Any] = store.read_json(folder / "summary.json")
+    except (OSError, ValueError):
+        return None
+    same = (
+        manifest.get("settings") == json_ready(as_dict(config))
+        and manifest.get("code") == store.code_digest()
+    )
+    return summary if same and manifest.get("finished") else None
 
 
 def finish_seeds(
