@@ -100,14 +100,15 @@ def run_seeds(
     config = configs[seeds[-1]]
     out = Path(out)
     started = time.time()
-    done = {s: finished_seed(out / seed_dir(s), configs[s]) for s in seeds} if resume else {}
+    found = {s: finished_seed(out / seed_dir(s), configs[s]) for s in seeds} if resume else {}
+    done = {s: summary for s, summary in found.items() if summary is not None}
     tasks = [SeedRun(kind, name, str(out / seed_dir(s)), preset, tuple(overrides), s, progress,
-                     device) for s in seeds if done.get(s) is None]  # fmt: skip
+                     device) for s in seeds if s not in done]  # fmt: skip
     executor = executor or Executor()
     if kind == "lab":
         from striate.experiments import run_setting
 
-        ran = []
+        ran: list[dict[str, Any]] = []
         for t in tasks:
             path = run_setting(kind, name, t.out, preset=preset, overrides=overrides,
                                seed=t.seed, progress=progress, executor=executor)  # fmt: skip
