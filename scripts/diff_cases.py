@@ -238,7 +238,7 @@ def render(numbers: dict[str, Any]) -> str:
     parts = [_quant(k, numbers[k]) for k in QUANT_TYPES if k in numbers]
     if "lottery" in numbers:
         parts.append(_lottery(numbers["lottery"], numbers))
-    text = json.dumps(numbers, sort_keys=True, separators=(",", ":")).replace("--", "\\u002d-")
+    text = json.dumps(numbers, separators=(",", ":")).replace("--", "\\u002d-")  # row order kept
     return f"{BEGIN}\n<!-- numbers: {text} -->\n\n" + "\n".join(parts) + f"\n{END}"
 
 
