@@ -304,7 +304,7 @@ def test_grokking_quick(grok: Path) -> None:
     )
     assert (grok / "figures" / "curves.png").stat().st_size > 10_000
     manifest = json.loads((grok / "manifest.json").read_text())
-    assert set(manifest) == {"striate_version", "kind", "source", "settings", "started",
+    assert set(manifest) == {"striate_version", "code", "kind", "source", "settings", "started",
                              "finished", "seconds", "figures", "tensors", "name", "about",
                              "preset", "torch_version", "conditions"}  # fmt: skip
     assert manifest["kind"] == "experiment" and manifest["name"] == "grokking"

@@ -225,7 +225,7 @@ def _read(run: Path) -> tuple[dict[str, object], dict[str, object]]:
 
 
 #: the fields every manifest has (`striate.store.Manifest`)
-COMMON = {"striate_version", "kind", "source", "settings", "started", "finished", "seconds",
+COMMON = {"striate_version", "code", "kind", "source", "settings", "started", "finished", "seconds",
           "figures", "tensors"}  # fmt: skip
 
 
