@@ -9,6 +9,7 @@ numpy and against planted singular values, and on a GPU (when one is present) ag
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ from striate.analyses.spectrum import SpectrumConfig, singular_values
 from striate.devices import resolve_device
 from striate.errors import StriateError
 from striate.scan import ImagesConfig, ScanConfig
+from striate.threads import MAX_AUTO_JOBS, auto_jobs
 
 N = len(odd_tensors())  # tensors in the model
 TABLES = ("tensors", "findings", "spectra", "ffn", "ffn_layers")
@@ -79,9 +81,11 @@ def test_jobs_resume_from_the_cache_to_the_same_tables(tmp_path: Path) -> None:
         pd.testing.assert_frame_equal(getattr(first, table), getattr(again, table), obj=table)
 
 
-def test_jobs_below_one_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(StriateError, match="jobs must be at least 1, got 0"):
-        striate.scan(_odd_model(tmp_path), jobs=0)
+def test_negative_jobs_are_an_error_and_zero_is_one_per_core(tmp_path: Path) -> None:
+    with pytest.raises(StriateError, match=r"jobs must be 0 \(one per core\) or more, got -1"):
+        striate.scan(_odd_model(tmp_path), jobs=-1)
+    cores = len(os.sched_getaffinity(0))
+    assert auto_jobs(0) == min(MAX_AUTO_JOBS, cores) and auto_jobs(3) == 3
 
 
 def _planted(rows: int, cols: int, s: np.ndarray, seed: int) -> np.ndarray:

@@ -11,6 +11,7 @@ from pathlib import Path
 import matplotlib
 import matplotlib.image
 import numpy as np
+import PIL.Image
 import pytest
 
 from striate.analyses.finding import Finding
@@ -21,10 +22,12 @@ from striate.render import (
     describe_figure,
     draw_png,
     envelope,
+    raster,
     render_tensor,
 )
 from striate.render import png as png_stage
 from striate.render.describe import image_area, index_ticks
+from striate.render.layout import layout
 from striate.render.scale import SAMPLE, ColorLimit, format_limit
 from striate.render.spec import (
     FigureSpec,
@@ -188,7 +191,7 @@ def test_spec_of_a_gpt2_matrix_in_storage_coordinates() -> None:
     spec = describe_figure(
         w, title="h.0.mlp.c_fc.weight", role="ffn_in", layout="conv1d", residual_axis=0,
         findings=found,
-    )  # fmt: skip
+    max_pixels=1024,)  # fmt: skip
     p = image_panel(spec)
     assert p.image.shape == (768, 1024)  # columns in blocks of 3
     assert p.extent == (-0.5, 3071.5, 767.5, -0.5)
@@ -210,7 +213,9 @@ def test_spec_of_a_gpt2_matrix_in_storage_coordinates() -> None:
 
 def test_spec_of_a_huge_embedding_keeps_tick_labels_in_storage_indices() -> None:
     w = np.zeros((50_000, 16), np.float32)
-    p = image_panel(describe_figure(w, title="wte", layout="embedding", residual_axis=1))
+    p = image_panel(
+        describe_figure(w, title="wte", layout="embedding", residual_axis=1, max_pixels=1024)
+    )
     assert p.image.shape == (1021, 16)
     assert p.extent == (-0.5, 15.5, 1021 * 49 - 0.5, -0.5)  # the last block is cropped
     assert p.y.lim == (-0.5, 49_999.5)
@@ -287,7 +292,7 @@ def test_spec_of_a_gain_vector_is_a_strip_with_red_outliers() -> None:
     g[99], g[777] = 4.2, np.nan
     found = [line((99,), 60, "norm_outlier"), line((2000,), 1, "norm_outlier")]
     spec = describe_figure(g, title="ln_1.weight", role="norm", layout="vector",
-                           residual_axis=0, findings=found)  # fmt: skip
+                           residual_axis=0, findings=found, max_pixels=1024)  # fmt: skip
     (p,) = spec.panels
     assert isinstance(p, StripPanel)
     assert p.step == 2 and p.x.size == 800  # a min-max envelope, 900 px wide at most
@@ -339,7 +344,7 @@ def test_png_shows_hotspots_saturated_where_they_are(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     w = rng.standard_normal((4000, 3000), dtype=np.float32) * np.float32(0.01)
     w[1234, 2345], w[3001, 17] = 0.9, -0.8
-    spec = describe_figure(w, title="big")
+    spec = describe_figure(w, title="big", max_pixels=1024)
     p = image_panel(spec)
     assert p.image.shape == (1000, 1000) and p.size == (1000, 1000)
     draw_png(spec, tmp_path / "big.png")
@@ -378,17 +383,21 @@ def test_names_with_math_characters_are_drawn_verbatim(tmp_path: Path) -> None:
     assert len(texts) == 1 and texts[0].get_parse_math() is False
 
 
-def test_png_is_written_atomically(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("renderer", ["raster", "matplotlib"])
+def test_png_is_written_atomically(
+    renderer: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     out = tmp_path / "deep" / "t.png"
-    render_tensor(np.ones((3, 3), np.float32), out, title="t")
+    render_tensor(np.ones((3, 3), np.float32), out, title="t", renderer=renderer)
     before = out.read_bytes()
 
     def broken(*args: object) -> None:
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(png_stage, "_encode", broken)
+    monkeypatch.setattr(raster, "encode", broken)
     with pytest.raises(RuntimeError, match="disk full"):
-        render_tensor(np.zeros((3, 3), np.float32), out, title="t")
+        render_tensor(np.zeros((3, 3), np.float32), out, title="t", renderer=renderer)
     assert out.read_bytes() == before
     assert sorted(p.name for p in out.parent.iterdir()) == ["t.png"]  # no temp file left
 
@@ -423,10 +432,10 @@ def test_render_tensor_signature_is_the_orchestrators_contract() -> None:
     params = inspect.signature(render_tensor).parameters
     assert list(params) == [
         "w", "path", "title", "role", "layout", "residual_axis", "findings", "head_blocks",
-        "periodic_channels", "max_pixels",
+        "periodic_channels", "max_pixels", "renderer",
     ]  # fmt: skip
     assert all(params[p].kind is inspect.Parameter.KEYWORD_ONLY for p in list(params)[2:])
-    assert params["max_pixels"].default == 1024
+    assert params["max_pixels"].default == 512
 
 
 @pytest.mark.parametrize(
@@ -443,5 +452,11 @@ def test_render_tensor_signature_is_the_orchestrators_contract() -> None:
     ids=lambda w: "x".join(map(str, w.shape)) + f"-{w.dtype}",
 )
 def test_odd_tensors_still_render(w: np.ndarray, tmp_path: Path) -> None:
-    render_tensor(w, tmp_path / "odd.png", title="odd", findings=[line((0,) * w.ndim)])
-    assert matplotlib.image.imread(tmp_path / "odd.png").shape[2] == 3
+    findings = [line((0,) * w.ndim)]
+    render_tensor(w, tmp_path / "odd.png", title="odd", findings=findings)
+    with PIL.Image.open(tmp_path / "odd.png") as image:
+        assert image.mode == "P"
+    plan = layout(describe_figure(w, title="odd", findings=findings))
+    canvas = raster.Canvas(plan.width, round(plan.height), 150)
+    for box in plan.panels:  # no panel fails (a failure would be drawn as a message)
+        raster._draw_panel(canvas, box.left, box.top, box.panel, box.colorbar_left)

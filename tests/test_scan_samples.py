@@ -17,6 +17,15 @@ from striate.scan.cache import CACHE_DIR
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
+def _run_size_matches_readme(out: Path, ckpt: Checkpoint, sample: str) -> None:
+    """A default run directory is at most half its model file; the README states both sizes."""
+    run = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    model = sum(path.stat().st_size for path in ckpt.files())
+    assert run <= model / 2, (run, model)
+    words = f"`sample:{sample}` {round(run / 1e6)} MB in all (its file {round(model / 1e6)} MB)"
+    assert words in " ".join(README.read_text(encoding="utf-8").split())
+
+
 def _readme_counts_match(run: Run, sample: str) -> None:
     """The README's paragraph on this sample states the counts this scan gives."""
     text = README.read_text(encoding="utf-8")
@@ -90,6 +99,7 @@ def test_scan_minilm(minilm: Checkpoint, tmp_path: Path) -> None:
     # the README states the cache this scan leaves (scripts/readme_figures.py writes it)
     cache_mb = round(sum(p.stat().st_size for p in (tmp_path / CACHE_DIR).iterdir()) / 1e6)
     assert f"({cache_mb} MB for `sample:minilm`)" in README.read_text(encoding="utf-8")
+    _run_size_matches_readme(tmp_path, minilm, "minilm")
     # the known super weights: FFN outputs write residual dim 99 with single huge weights; the
     # largest (z ~ 2200) is the strongest hotspot, and the dims of the norm outliers and lines
     # (99, 223, 267, 319) lead the residual dimensions ranked by their pooled evidence
@@ -116,3 +126,4 @@ def test_scan_smollm2(smollm2: Checkpoint, tmp_path: Path) -> None:
     assert len(run.tensors) == 272
     assert pd.notna(run.tensors.set_index("name").loc["blk.0.attn_q.weight", "head_score"])
     _readme_counts_match(run, "smollm2")
+    _run_size_matches_readme(tmp_path, smollm2, "smollm2")

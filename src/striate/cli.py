@@ -127,7 +127,7 @@ def scan(
     no_images: Annotated[bool, typer.Option("--no-images", help="Skip tensor images.")] = False,
     quiet: SummaryQuietOption = False,
     resume: ResumeOption = True,
-    jobs: JobsOption = 1,
+    jobs: JobsOption = 0,
     device: DeviceOption = None,
     executor: ExecutorOption = "local",
     ray_address: RayAddressOption = None,
@@ -401,7 +401,7 @@ def diff(
     ] = None,
     quiet: SummaryQuietOption = False,
     resume: ResumeOption = True,
-    jobs: JobsOption = 1,
+    jobs: JobsOption = 0,
     device: DeviceOption = None,
 ) -> None:
     """What changed between two checkpoints of one model: per tensor, per finding, per block.

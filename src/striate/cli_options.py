@@ -51,7 +51,7 @@ JobsOption = Annotated[
         "-j",
         metavar="N",
         help="Tensors analysed at once (threads; one BLAS thread each) while the next is "
-        "read. Same tables for any number.",
+        "read; 0 (the default): one per core, at most 8. Same tables for any number.",
     ),
 ]
 DeviceOption = Annotated[

@@ -40,7 +40,7 @@ from striate.anatomy import anatomy_of
 from striate.anatomy.heads import head_counts
 from striate.checkpoint import Checkpoint, open_checkpoint
 from striate.errors import StriateError
-from striate.render import render_part, render_tensor
+from striate.render import MAX_PIXELS, render_part, render_tensor
 
 if TYPE_CHECKING:
     from striate.run import Run
@@ -117,7 +117,7 @@ def show(
     *,
     model: str | Path | Checkpoint | None = None,
     findings: Sequence[Finding] | pd.DataFrame = (),
-    max_pixels: int = 1024,
+    max_pixels: int = MAX_PIXELS,
 ) -> Shown:
     """Draw `x` as striate's tensor image, with a summary of its values.
 

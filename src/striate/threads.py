@@ -10,16 +10,25 @@ experiments side by side instead.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import torch
+MAX_AUTO_JOBS = 8  # each job holds a tensor and a drawing process: memory grows with jobs
+
+
+def auto_jobs(jobs: int) -> int:
+    """`jobs`, or for 0 the cores this process may use (at most `MAX_AUTO_JOBS`)."""
+    if jobs < 0:
+        raise ValueError(f"jobs must be 0 (one per core) or more, got {jobs}")
+    return jobs or max(1, min(MAX_AUTO_JOBS, len(os.sched_getaffinity(0))))
 
 
 @contextmanager
 def torch_threads(n: int = 1) -> Iterator[None]:
     """Run the block with `n` torch intra-op threads and `n` BLAS threads for numpy (the SVDs
     of `striate track`); the previous numbers are restored."""
+    import torch
     from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # scikit-learn's
 
     before = torch.get_num_threads()

@@ -74,7 +74,7 @@ class FFNConfig:
     bic_margin: float = 10.0  # BIC(1 Gaussian) - BIC(2 Gaussians) for two clusters
     min_separation: float = 2.0  # Ashman's D of the two components
     min_cluster_share: float = 0.1  # weight of the smaller component
-    similarity_max: int = 2048  # neurons in a similarity matrix (sampled beyond)
+    similarity_max: int = 512  # neurons in a similarity matrix (sampled beyond)
     similarity_clusters: int = 16  # k of the spherical k-means ordering
     seed: int = 0  # sample, k-means and bootstrap seed
     bootstrap: int = 1000  # resamples of the correlation intervals; 0: none

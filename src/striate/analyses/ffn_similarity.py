@@ -43,7 +43,8 @@ _KMEANS_ITERATIONS = 50
 class Similarity:
     """Cosine similarity among the neuron vectors of one matrix.
 
-    matrix: float32 (m, m), C between the shown neurons in display order (ones on the diagonal).
+    matrix: float16 (m, m), C between the shown neurons in display order (ones on the diagonal),
+        for drawing (float16 keeps |C_ij| to 5e-4 at half the bytes of a scan's cache).
     order: int64 (m,), the neuron (row of the input) shown at each position.
     clusters: int64 (m,), the k-means cluster at each position, numbered 0.. in display order.
     mean_offdiag, top_share: over all n usable neurons (module docstring); top_share_null: the
@@ -152,7 +153,7 @@ def column_similarity(vectors: np.ndarray, config: FFNConfig) -> Similarity:
     m = matrix.shape[0]
     off_abs = (np.abs(matrix, dtype=np.float64).sum() - np.trace(np.abs(matrix))) / (m * (m - 1))
     return Similarity(
-        matrix=matrix,
+        matrix=matrix.astype(np.float16),
         order=shown[position].astype(np.int64),
         clusters=cluster_rank[labels][position].astype(np.int64),
         mean_offdiag=float((total @ total - n) / (n * (n - 1))),

@@ -44,6 +44,7 @@ from striate.scan.cache import TensorCache
 from striate.scan.heap import HeapTrimmer
 from striate.scan.workers import Workers
 from striate.store import Manifest
+from striate.threads import auto_jobs, torch_threads
 
 
 def diff(
@@ -76,8 +77,9 @@ def diff(
     spectrum = config.scan.spectrum
     chosen = resolve_device(spectrum.device if device is None else device)
     config = replace(config, scan=replace(config.scan, spectrum=replace(spectrum, device=chosen)))
-    if jobs < 1:
-        raise StriateError(f"jobs must be at least 1, got {jobs}")
+    if jobs < 0:
+        raise StriateError(f"jobs must be 0 (one per core) or more, got {jobs}")
+    jobs = auto_jobs(jobs)
     out_dir = None if out is None else Path(out)
     tally = _Tally()
     try:
@@ -98,8 +100,6 @@ def diff(
                 keyed = replace(config, compare=replace(config.compare, include="", images=0))
                 cache = TensorCache(out_dir, as_dict(keyed), reuse=resume)
             if jobs > 1:
-                from striate.threads import torch_threads
-
                 stack.enter_context(torch_threads(1))
             workers = stack.enter_context(Workers(jobs, False))
             job = _Diff(ckpts[0], ckpts[1], labels, config, cache, workers, tally)

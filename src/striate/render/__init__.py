@@ -1,7 +1,8 @@
 """Tensor images: a weight tensor in, a PNG fit for a paper out.
 
 Three stages, each usable alone: numbers -> `describe_figure` -> a `FigureSpec` of plain
-dataclasses (downsampled image, extents, colour limit, ticks, marks) -> `draw_png` -> pixels.
+dataclasses (downsampled image, extents, colour limit, ticks, marks) -> pixels, by
+`draw_raster` (PIL: fast, palette PNGs; the default) or `draw_png` (matplotlib: antialiased).
 The scale rule (`color_limit`) and the downsampling (`block_extreme`, `envelope`) are pure
 functions.
 
@@ -22,11 +23,16 @@ import numpy as np
 from striate.analyses.finding import Finding
 from striate.anatomy import TensorAnatomy
 from striate.anatomy.heads import HeadCounts, head_partition
-from striate.render.describe import describe_figure
+from striate.errors import StriateError
+from striate.render.describe import MAX_PIXELS, describe_figure
 from striate.render.downsample import Downsampled, Envelope, block_extreme, envelope
 from striate.render.png import draw_png
+from striate.render.raster import draw_raster
 from striate.render.scale import ColorLimit, color_limit
 from striate.render.spec import FigureSpec
+
+#: how a spec becomes a PNG: by name (`images.renderer` of a scan)
+RENDERERS = {"raster": draw_raster, "matplotlib": draw_png}
 
 
 def render_tensor(
@@ -40,9 +46,10 @@ def render_tensor(
     findings: Sequence[Finding] = (),
     head_blocks: tuple[int, int] | None = None,
     periodic_channels: Sequence[int] = (),
-    max_pixels: int = 1024,
+    max_pixels: int = MAX_PIXELS,
+    renderer: str = "raster",
 ) -> None:
-    """Draw one tensor to a PNG at `path` (written atomically).
+    """Draw one tensor to a PNG at `path` (written atomically) with a renderer of `RENDERERS`.
 
     `w` is the tensor as stored (any rank; float32 or anything numpy casts to it). Matrices are
     drawn as images (conv kernels [out, in, kh, kw] or [kh, kw, in, out] as a grid of kernel
@@ -57,7 +64,9 @@ def render_tensor(
         findings=findings, head_blocks=head_blocks, periodic_channels=periodic_channels,
         max_pixels=max_pixels,
     )  # fmt: skip
-    draw_png(spec, path)
+    if renderer not in RENDERERS:
+        raise StriateError(f"unknown renderer {renderer!r}", hint=f"one of {', '.join(RENDERERS)}")
+    RENDERERS[renderer](spec, path)
 
 
 def render_part(
@@ -67,7 +76,8 @@ def render_part(
     findings: Sequence[Finding] = (),
     heads: HeadCounts | None = None,
     *,
-    max_pixels: int = 1024,
+    max_pixels: int = MAX_PIXELS,
+    renderer: str = "raster",
 ) -> None:
     """Draw a tensor as a scan draws it: its anatomy names the axes and the residual stream,
     `heads` (when the model says) draws head boundaries, and the channels of its periodic
@@ -84,10 +94,13 @@ def render_part(
         head_blocks=None if heads is None else head_partition(w.shape, part, heads),
         periodic_channels=[int(c) for c in periodic[:4]],
         max_pixels=max_pixels,
+        renderer=renderer,
     )
 
 
 __all__ = [
+    "MAX_PIXELS",
+    "RENDERERS",
     "ColorLimit",
     "Downsampled",
     "Envelope",
@@ -96,6 +109,7 @@ __all__ = [
     "color_limit",
     "describe_figure",
     "draw_png",
+    "draw_raster",
     "envelope",
     "render_part",
     "render_tensor",

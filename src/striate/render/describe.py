@@ -42,6 +42,9 @@ from striate.render.spec import (
 )
 from striate.render.view import DisplayAxis, TensorView, axis_label, axis_names, view_of
 
+#: longest side of a tensor image (after outlier-preserving downsampling): the report's pictures;
+#: `striate view` zooms down to single weights
+MAX_PIXELS = 512
 MIN_LONG_PX = 640  # small tensors are blown up to at least this long side on screen
 MIN_SHORT_PX = 256
 MAX_RATIO = 4.0  # a 50,257 x 768 embedding is drawn 4:1, not as a 65:1 sliver
@@ -301,7 +304,7 @@ def describe_figure(
     findings: Sequence[Finding] = (),
     head_blocks: tuple[int, int] | None = None,
     periodic_channels: Sequence[int] = (),
-    max_pixels: int = 1024,
+    max_pixels: int = MAX_PIXELS,
 ) -> FigureSpec:
     """Describe the figure of one tensor `w` (storage coordinates, any rank): see `render_tensor`.
 

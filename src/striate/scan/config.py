@@ -18,13 +18,21 @@ from striate.analyses.norms import NormsConfig
 from striate.analyses.periodicity import PeriodicityConfig
 from striate.analyses.residual import ResidualConfig
 from striate.analyses.spectrum import SpectrumConfig
+from striate.errors import StriateError
+from striate.render import MAX_PIXELS
 
 
 @dataclass(frozen=True)
 class ImagesConfig:
     enabled: bool = True  # draw one PNG per tensor into images/
-    max_pixels: int = 1024  # longest side of a tensor image after outlier-preserving downsampling
+    max_pixels: int = MAX_PIXELS  # longest side of a tensor image (outliers kept when shrunk)
     spectra: bool = False  # also draw each matrix's spectrum into images/spectra/ (~0.5 s each)
+    renderer: str = "raster"  # "raster" (PIL, palette PNG) | "matplotlib" (antialiased, slower)
+
+    def __post_init__(self) -> None:
+        if self.renderer not in ("raster", "matplotlib"):
+            raise StriateError(f"unknown images.renderer {self.renderer!r}",
+                               hint='use "raster" or "matplotlib"')  # fmt: skip
 
 
 @dataclass(frozen=True)

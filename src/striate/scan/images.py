@@ -42,7 +42,8 @@ def draw_images(
     """Draw the tensor's image (and its spectrum's and banding's, when asked); the columns
     `image`, `spectrum_image`, `banding_image` with their paths."""
     rel = f"images/{image_name(position, part.name)}"
-    render_part(w, out_dir / rel, part, result.findings, heads, max_pixels=config.images.max_pixels)
+    render_part(w, out_dir / rel, part, result.findings, heads,
+                max_pixels=config.images.max_pixels, renderer=config.images.renderer)  # fmt: skip
     columns = {"image": rel}
     if result.singular_values is not None and config.images.spectra:
         rel = f"images/spectra/{image_name(position, part.name)}"

@@ -43,6 +43,7 @@ from striate.scan.spectra import depth_figure_calls, spectra_table
 from striate.scan.tensor import TensorResult, analyse_tensor, base_row, failed_result
 from striate.scan.workers import Clock, Workers
 from striate.store import Manifest
+from striate.threads import auto_jobs, torch_threads
 
 EMBEDS = frozenset({"embedding", "position_embedding"})  # they write the stream's first state
 
@@ -75,8 +76,9 @@ def scan(
     config = replace(
         config, spectrum=replace(config.spectrum, device=resolve_device(config.spectrum.device))
     )
-    if jobs < 1:
-        raise StriateError(f"jobs must be at least 1, got {jobs}")
+    if jobs < 0:
+        raise StriateError(f"jobs must be 0 (one per core) or more, got {jobs}")
+    jobs = auto_jobs(jobs)
     out_dir = None if out is None else Path(out)
     tally = _Tally()
     try:
@@ -92,8 +94,6 @@ def scan(
                 (out_dir / "images").mkdir(parents=True, exist_ok=True)
                 cache = TensorCache(out_dir, as_dict(config), reuse=resume)
             if jobs > 1:
-                from striate.threads import torch_threads
-
                 stack.enter_context(torch_threads(1))  # one BLAS/torch thread per job
             draws = out_dir is not None and config.images.enabled
             workers = stack.enter_context(Workers(jobs, draws))
