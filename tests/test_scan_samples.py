@@ -20,7 +20,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 def _run_size_matches_readme(out: Path, ckpt: Checkpoint, sample: str) -> None:
     """A default run directory is at most half its model file; the README states both sizes."""
     run = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
-    model = sum(path.stat().st_size for path in ckpt.files())
+    model = sum(path.stat().st_size for path in ckpt.files)
     assert run <= model / 2, (run, model)
     words = f"`sample:{sample}` {round(run / 1e6)} MB in all (its file {round(model / 1e6)} MB)"
     assert words in " ".join(README.read_text(encoding="utf-8").split())

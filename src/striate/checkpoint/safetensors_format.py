@@ -50,7 +50,8 @@ class SafetensorsCheckpoint(Checkpoint):
         from safetensors import safe_open
 
         super().__init__(path)
-        self._handle = cast("Any", safe_open(str(path), framework="pt", device="cpu"))
+        # numpy: no torch import (seconds) to list and slice; torch only for float8 and newer types
+        self._handle = cast("Any", safe_open(str(path), framework="numpy"))
         self._names: list[str] = list(self._handle.keys())
         self.metadata = dict(self._handle.metadata() or {})
         with path.open("rb") as fh:  # the header safe_open has just checked: the offsets
@@ -88,12 +89,15 @@ class SafetensorsCheckpoint(Checkpoint):
             if values.dtype.kind in "fb":
                 return values.astype(np.float32)  # a copy: the bytes read are let go
             return values.astype(values.dtype.newbyteorder("="))
+        if kind == "BF16":  # the top half of a float32: widened exactly by a shift
+            bits = np.frombuffer(data, dtype="<u2").astype(np.uint32) << 16
+            return bits.view(np.float32).reshape(shape)
         import torch
+        from safetensors import safe_open
 
-        kinds = {"BF16": torch.bfloat16, "F8_E4M3": torch.float8_e4m3fn,
-                 "F8_E5M2": torch.float8_e5m2}  # fmt: skip
+        kinds = {"F8_E4M3": torch.float8_e4m3fn, "F8_E5M2": torch.float8_e5m2}
         if kind not in kinds:  # a type added to safetensors since: its own reader
-            tensor = self._handle.get_tensor(name)
+            tensor = cast("Any", safe_open(str(self.path), framework="pt")).get_tensor(name)
             if tensor.is_floating_point():
                 tensor = tensor.to(torch.float32)
             return cast("npt.NDArray[Any]", tensor.numpy())

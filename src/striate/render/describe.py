@@ -26,6 +26,7 @@ from striate.render.marks import (
 )
 from striate.render.scale import color_limit, format_limit
 from striate.render.spec import (
+    MAX_PIXELS,
     NONFINITE_COLOR,
     AxisSpec,
     EdgeMark,
@@ -42,9 +43,6 @@ from striate.render.spec import (
 )
 from striate.render.view import DisplayAxis, TensorView, axis_label, axis_names, view_of
 
-#: longest side of a tensor image (after outlier-preserving downsampling): the report's pictures;
-#: `striate view` zooms down to single weights
-MAX_PIXELS = 512
 MIN_LONG_PX = 640  # small tensors are blown up to at least this long side on screen
 MIN_SHORT_PX = 256
 MAX_RATIO = 4.0  # a 50,257 x 768 embedding is drawn 4:1, not as a 65:1 sliver

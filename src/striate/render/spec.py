@@ -22,6 +22,9 @@ OUTLIER_COLOR = "#d62728"  # findings on a strip plot
 KIND_COLORS = {"line": MARK_COLOR, "hotspot": MARK_COLOR, "periodic": "#6a3d9a"}
 OTHER_KIND_COLOR = "#555555"
 DPI = 150
+#: longest side of a tensor image (after outlier-preserving downsampling): the report's pictures;
+#: `striate view` zooms down to single weights
+MAX_PIXELS = 512
 
 Side = Literal["rows", "cols"]
 
