@@ -101,7 +101,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=HERE.parent / "docs" / "benchmarks.md")
     a = ap.parse_args()
     a.work.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
+    started, load = time.perf_counter(), os.getloadavg()
     models = ["minilm"] if a.quick else ["minilm", "smollm2", "llama374m"]
     sizes = ["10m", "100m"] if a.quick else ["10m", "100m", "500m", "2b"]
     sizes += ["8gb"] if a.big else []
@@ -127,16 +127,22 @@ def main() -> None:
         f"({(time.perf_counter() - started) / 60:.0f} min). Rerun it to regenerate this page.",
         "",
         *machine(),
+        f"- Load average (1, 5, 15 min) when the run began: {load[0]:.2f}, {load[1]:.2f}, "
+        f"{load[2]:.2f}; when it ended: {os.getloadavg()[0]:.2f} (2 cores: above ~0.3 at the "
+        "start, something else was running)",
         "",
         "## Spectral metrics: striate against WeightWatcher",
         "",
-        "The same matrices (every 2-D linear weight inside a layer), each tool in its own process; "
-        "WeightWatcher 0.7.7 `analyze(mp_fit=True)` on the model already in memory (its load "
-        "time apart), using the machine's BLAS threads; striate reading each tensor from the "
-        "checkpoint and computing the spectrum columns of `tensors.parquet` as `scan --jobs 2` "
-        "does (reading overlapped with two computing threads of one BLAS thread each). Peak "
-        "memory: the process's own peak resident set (VmHWM), imports included. Agreement: the "
-        "largest relative difference over the matrices.",
+        "The same matrices (every 2-D linear weight inside a layer), each run in its own "
+        "process with 2 BLAS threads: WeightWatcher 0.7.7 `analyze()` with its defaults first, "
+        "then with `mp_fit=True`; the floor (float64 Gram + `eigvalsh` of every matrix, the "
+        "matrices in memory first); striate computing the spectrum columns of `tensors.parquet` "
+        "as `scan --jobs 2` does (reading inside its in-call time), with the default float64 "
+        "Gram and with `spectrum.gram=float32`. In-call: the analysis alone (WeightWatcher's "
+        "model, built from the checkpoint, is outside it); whole process: start to exit, "
+        "imports and reading included. Peak memory: the process's own peak resident set "
+        "(VmHWM), imports included. Agreement: the largest relative difference from "
+        "WeightWatcher's defaults over the matrices.",
         "",
         ww.markdown(spectra),
         "",

@@ -1,25 +1,30 @@
-"""striate's spectral metrics against WeightWatcher's `analyze()`, on the same matrices.
+"""striate's spectral metrics against WeightWatcher's `analyze()` and the floor, same matrices.
 
     .venv/bin/python benchmarks/spectra_vs_weightwatcher.py [--models minilm,smollm2,llama374m]
 
-Each (tool, model) runs in its own process, so its peak resident memory (VmHWM, polled:
-`scale.wait_peak`) is its own. The matrices are the same for both: every 2-D linear weight
-inside a layer (as `tests/test_weightwatcher.py` compares them). WeightWatcher 0.7.7 gets them as an
-`nn.Sequential` of bias-free `nn.Linear` (its load time is reported apart: a user of it has the
-model in memory already) and runs `analyze(mp_fit=True)`; striate reads each tensor from the
-checkpoint and computes the spectrum columns of tensors.parquet (`singular_values` +
-`spectrum_metrics`: the code `striate scan` runs) as `scan --jobs 2` does: reading overlapped
-with two computing threads of one BLAS thread each. WeightWatcher uses the machine's BLAS
-threads (2).
-Agreement: the largest relative difference of alpha, of stable rank, and of lambda_1 = s_1^2.
+Rows, per model (every 2-D linear weight inside a layer, as `tests/test_weightwatcher.py`
+compares them), each in its own process with the same 2 BLAS threads:
 
-Prints one table and, with --markdown FILE, writes it there too.
+- `weightwatcher defaults`: WeightWatcher 0.7.7 `analyze()` as its users call it, the model an
+  `nn.Sequential` of bias-free `nn.Linear` built first (that load is outside the in-call time);
+- `weightwatcher mp_fit=True`: its Marchenko-Pastur fit on top;
+- `floor (float64 Gram + eigvalsh)`: the Gram matrix and LAPACK's `eigvalsh` of every matrix,
+  float64, the matrices in memory first: the least exact singular values can cost on the CPU;
+- `striate` and `striate gram=float32`: the spectrum columns of tensors.parquet computed as
+  `striate scan --jobs 2` does (each tensor read from the checkpoint while two threads of one
+  BLAS thread each compute; reading is inside the in-call time).
+
+In-call: the analysis alone; whole process: the child's wall time from start to exit, imports
+and reading included. Peak: the child's own peak resident set (VmHWM, polled). Agreement: the
+largest relative difference from WeightWatcher's defaults of alpha, stable rank and
+lambda_1 = s_1^2. Run it on idle cores: two-thread BLAS slows badly beside other work.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -49,7 +54,9 @@ def matrices(ckpt: Any) -> list[str]:
     ]  # fmt: skip
 
 
-def run_striate(model: str, jobs: int = 2) -> tuple[pd.DataFrame, dict[str, float]]:
+def run_striate(
+    model: str, jobs: int = 2, gram: str = "float64"
+) -> tuple[pd.DataFrame, dict[str, float]]:
     """As `striate scan --jobs 2` computes spectra: the main thread reads the next tensor while
     `jobs` threads (one BLAS thread each) compute; `floor` = the rank tolerance, as the scan."""
     from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
@@ -63,12 +70,12 @@ def run_striate(model: str, jobs: int = 2) -> tuple[pd.DataFrame, dict[str, floa
         spectrum_metrics,
     )
 
-    config = SpectrumConfig()
+    config = SpectrumConfig(gram=gram)
 
     def metrics(name: str, w: np.ndarray) -> dict[str, Any]:
         m = as_matrix(w, "linear")
         assert m is not None
-        s = singular_values(m, floor=rank_tolerance(m.shape, config))
+        s = singular_values(m, floor=rank_tolerance(m.shape, config), gram=gram)
         return {"name": name.replace(".", "_"), **spectrum_metrics(s, m.shape, config)}
 
     start = time.perf_counter()
@@ -84,7 +91,7 @@ def run_striate(model: str, jobs: int = 2) -> tuple[pd.DataFrame, dict[str, floa
     return table, {"load_s": 0.0, "analyze_s": time.perf_counter() - start}
 
 
-def run_weightwatcher(model: str) -> tuple[pd.DataFrame, dict[str, float]]:
+def run_weightwatcher(model: str, mp_fit: bool = False) -> tuple[pd.DataFrame, dict[str, float]]:
     import logging
 
     import torch
@@ -103,34 +110,68 @@ def run_weightwatcher(model: str) -> tuple[pd.DataFrame, dict[str, float]]:
             net.add_module(name.replace(".", "_"), layer)
     loaded = time.perf_counter()
     logging.getLogger("weightwatcher").setLevel(logging.ERROR)
-    table = ww.WeightWatcher(model=net).analyze(mp_fit=True, randomize=False)
+    watcher = ww.WeightWatcher(model=net)
+    table = watcher.analyze(mp_fit=True) if mp_fit else watcher.analyze()
     done = time.perf_counter()
     return table, {"load_s": loaded - start, "analyze_s": done - loaded}
 
 
-def child(tool: str, model: str, out: Path) -> None:
-    table, times = (run_striate if tool == "striate" else run_weightwatcher)(model)
+def run_floor(model: str) -> tuple[pd.DataFrame, dict[str, float]]:
+    """float64 Gram + eigvalsh of every matrix, read into memory first (reading apart)."""
+    import striate
+
+    start = time.perf_counter()
+    with striate.open(model) as ckpt:
+        loaded = {name: ckpt.read(name) for name in matrices(ckpt)}
+    read = time.perf_counter()
+    rows = []
+    for name, w in loaded.items():
+        m = w.astype(np.float64)
+        g = m.T @ m if m.shape[0] >= m.shape[1] else m @ m.T
+        lam = np.linalg.eigvalsh(g)
+        rows.append({"name": name.replace(".", "_"), "s1": float(np.sqrt(lam[-1]))})
+    return pd.DataFrame(rows), {"load_s": read - start, "analyze_s": time.perf_counter() - read}
+
+
+MODES = {
+    "weightwatcher defaults": lambda model: run_weightwatcher(model),
+    "weightwatcher mp_fit=True": lambda model: run_weightwatcher(model, mp_fit=True),
+    "floor (float64 Gram + eigvalsh)": run_floor,
+    "striate": lambda model: run_striate(model),
+    "striate gram=float32": lambda model: run_striate(model, gram="float32"),
+}
+THREADS = {v: "2" for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+
+
+def child(mode: str, model: str, out: Path) -> None:
+    table, times = MODES[mode](model)
     table.to_parquet(out)
     out.with_suffix(".json").write_text(json.dumps(times))
 
 
-def measure(tool: str, model: str, work: Path) -> tuple[pd.DataFrame, dict[str, float]]:
-    out = work / f"{tool}-{Path(model).name.replace(':', '_')}.parquet"
-    proc = subprocess.Popen(
-        [sys.executable, __file__, "--child", tool, model, str(out)], stdout=subprocess.DEVNULL
-    )
+def measure(mode: str, model: str, work: Path) -> tuple[pd.DataFrame, dict[str, float]]:
+    slug = "".join(c if c.isalnum() else "_" for c in mode)
+    out = work / f"{slug}-{Path(model).name.replace(':', '_')}.parquet"
+    env = os.environ | THREADS
     start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, __file__, "--child", mode, model, str(out)],
+                            stdout=subprocess.DEVNULL, env=env)  # fmt: skip
     status, peak_mb = wait_peak(proc.pid)
     wall = time.perf_counter() - start
     if status != 0:
-        raise SystemExit(f"{tool} on {model} failed (status {status})")
+        raise SystemExit(f"{mode} on {model} failed (status {status})")
     times = json.loads(out.with_suffix(".json").read_text())
     times |= {"wall_s": wall, "peak_mb": peak_mb}
     return pd.read_parquet(out), times
 
 
 def agreement(ours: pd.DataFrame, theirs: pd.DataFrame) -> dict[str, float]:
-    t = ours.merge(theirs, on="name", suffixes=("", "_ww"))
+    """Largest relative differences of `ours` from WeightWatcher's table `theirs`."""
+    theirs = theirs.rename(columns={"alpha": "alpha_ww", "stable_rank": "stable_rank_ww",
+                                    "spectral_norm": "lambda_1_ww"})  # fmt: skip
+    if "s1" not in ours:  # WeightWatcher's own table: its spectral_norm is lambda_1
+        ours = ours.assign(s1=np.sqrt(ours["spectral_norm"].astype(float)))
+    t = ours.merge(theirs[["name", "alpha_ww", "stable_rank_ww", "lambda_1_ww"]], on="name")
 
     def worst(a: Any, b: Any) -> float:
         a, b = np.asarray(a, float), np.asarray(b, float)
@@ -138,11 +179,9 @@ def agreement(ours: pd.DataFrame, theirs: pd.DataFrame) -> dict[str, float]:
         return float(np.max(np.abs(a[ok] - b[ok]) / np.abs(b[ok]))) if ok.any() else float("nan")
 
     return {
-        "matrices": len(t),
-        "alpha": worst(t["alpha"], t["alpha_ww"]),
-        "stable_rank": worst(t["stable_rank"], t["stable_rank_ww"]),
-        "lambda_1": worst(t["s1"] ** 2, t["spectral_norm"]),
-    }
+        key: worst(t[key], t[f"{key}_ww"]) if key in ours else float("nan")
+        for key in ("alpha", "stable_rank")
+    } | {"lambda_1": worst(t["s1"] ** 2, t["lambda_1_ww"]), "matrices": len(t)}
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
@@ -165,27 +204,30 @@ def model_path(name: str, work: Path) -> str:
 
 
 def compare(models: list[str], work: Path) -> list[dict[str, Any]]:
-    """One row per model: times, peak memory and agreement of both tools."""
+    """One row per model and mode: in-call and whole-process times, against WeightWatcher's
+    defaults and the floor, peak memory and agreement with WeightWatcher's defaults."""
     work.mkdir(parents=True, exist_ok=True)
     rows = []
     for name in models:
         model = model_path(name, work)
-        ours, t_ours = measure("striate", model, work)
-        theirs, t_ww = measure("weightwatcher", model, work)
-        agree = agreement(ours, theirs)
-        rows.append({
-            "model": name, "matrices": agree["matrices"],
-            "weightwatcher analyze s": round(t_ww["analyze_s"], 1),
-            "(its model load s)": round(t_ww["load_s"], 1),
-            "striate s": round(t_ours["analyze_s"], 1),
-            "speed-up": round(t_ww["analyze_s"] / t_ours["analyze_s"], 1),
-            "weightwatcher peak MB": round(t_ww["peak_mb"]),
-            "striate peak MB": round(t_ours["peak_mb"]),
-            "max rel diff alpha": f"{agree['alpha']:.1e}",
-            "stable rank": f"{agree['stable_rank']:.1e}",
-            "lambda_1": f"{agree['lambda_1']:.1e}",
-        })  # fmt: skip
-        print(rows[-1], flush=True)
+        results = {mode: measure(mode, model, work) for mode in MODES}
+        ww_table, ww_times = results["weightwatcher defaults"]
+        floor = results["floor (float64 Gram + eigvalsh)"][1]["analyze_s"]
+        for mode, (table, times) in results.items():
+            agree = agreement(table, ww_table)
+            rows.append({
+                "model": name, "matrices": agree["matrices"], "run": mode,
+                "in-call s": round(times["analyze_s"], 2),
+                "whole process s": round(times["wall_s"], 1),
+                "WeightWatcher defaults / this, whole process":
+                    round(ww_times["wall_s"] / times["wall_s"], 1),
+                "this / floor, in-call": round(times["analyze_s"] / floor, 2),
+                "peak MB": round(times["peak_mb"]),
+                "max rel diff from WeightWatcher: alpha": f"{agree['alpha']:.1e}",
+                "stable rank": f"{agree['stable_rank']:.1e}",
+                "lambda_1": f"{agree['lambda_1']:.1e}",
+            })  # fmt: skip
+            print(rows[-1], flush=True)
     return rows
 
 
@@ -194,7 +236,7 @@ def main() -> None:
     ap.add_argument("--models", default="minilm,smollm2,llama374m")
     ap.add_argument("--work", type=Path, default=Path("/tmp/striate-bench"))
     ap.add_argument("--markdown", type=Path, default=None)
-    ap.add_argument("--child", nargs=3, metavar=("TOOL", "MODEL", "OUT"), default=None)
+    ap.add_argument("--child", nargs=3, metavar=("MODE", "MODEL", "OUT"), default=None)
     a = ap.parse_args()
     if a.child:
         child(a.child[0], a.child[1], Path(a.child[2]))

@@ -22,6 +22,9 @@ from striate.analyses.spectrum import (
     singular_values,
     spectrum_metrics,
 )
+from striate.anatomy import anatomy_of
+from striate.checkpoint import Checkpoint
+from striate.errors import StriateError
 
 
 def plain_fit(
@@ -122,3 +125,73 @@ def test_a_tail_of_equal_values_gives_no_fit(value: float) -> None:
     assert math.isnan(fit.alpha) and fit.n_tail == 0
     mixed = fit_power_law(np.r_[np.linspace(0.1, 1.0, 50), np.full(50, value + 1.0)])
     assert mixed.xmin < value + 1.0  # the equal top values are never a tail of their own
+
+
+# ---- the float32 Gram (`spectrum.gram = "float32"`) against float64 ---------------------------
+
+
+def _planted_matrix(shape: tuple[int, int], kind: str, seed: int) -> np.ndarray:
+    """Gaussian; Gaussian with a power-law tail of singular directions; half rank."""
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal(shape).astype(np.float32) * np.float32(0.02)
+    m = min(shape)
+    if kind == "heavy":
+        u, _ = np.linalg.qr(rng.standard_normal((shape[0], 32)))
+        v, _ = np.linalg.qr(rng.standard_normal((shape[1], 32)))
+        s = 0.02 * math.sqrt(max(shape)) * np.arange(1, 33) ** -0.7 * 8
+        w += (u * s @ v.T).astype(np.float32)
+    elif kind == "half-rank":
+        w = (w[:, : m // 2] @ rng.standard_normal((m // 2, shape[1])).astype(np.float32)) / 30
+    return w
+
+
+FLOAT32_CASES = [((1536, 576), "gauss"), ((576, 1536), "heavy"), ((2048, 768), "heavy"),
+                 ((1024, 1024), "gauss"), ((900, 300), "half-rank")]  # fmt: skip
+
+
+def _float32_within_bounds(w: np.ndarray, eigen_bound: float) -> tuple[np.ndarray, np.ndarray]:
+    """float32 against float64 Gram on `w`: every eigenvalue within the textbook bound and
+    `eigen_bound` * lambda_1, every metric within the module docstring's bounds."""
+    shape = (int(w.shape[0]), int(w.shape[1]))
+    config = SpectrumConfig()
+    floor = rank_tolerance(shape, config)
+    exact = singular_values(w, floor=floor)
+    fast = singular_values(w, floor=floor, gram="float32")
+    lam, lam32 = exact**2, fast**2
+    assert np.abs(lam32 - lam).max() <= max(shape) * np.finfo(np.float32).eps * lam.sum()
+    assert np.abs(lam32 - lam).max() <= eigen_bound * lam[0]
+    a, b = spectrum_metrics(exact, shape, config), spectrum_metrics(fast, shape, config)
+    for key in ("spectral_norm", "frobenius_norm", "stable_rank", "energy_top1pct",
+                "energy_top10pct"):  # fmt: skip
+        assert b[key] == pytest.approx(a[key], rel=1e-6), key
+    for key in ("mp_sigma", "mp_edge", "effective_rank"):
+        assert b[key] == pytest.approx(a[key], rel=1e-4), key
+    if a["alpha_xmin"] == pytest.approx(b["alpha_xmin"], rel=1e-4):
+        for key in ("alpha", "alpha_ks"):
+            assert b[key] == pytest.approx(a[key], rel=1e-4, nan_ok=True), key
+    for key in ("numerical_rank", "alpha_n_tail", "n_spikes"):
+        assert b[key] == a[key], key
+    return exact, fast
+
+
+@pytest.mark.parametrize(("shape", "kind"), FLOAT32_CASES)
+def test_a_float32_gram_stays_within_its_stated_bounds(shape: tuple[int, int], kind: str) -> None:
+    exact, fast = _float32_within_bounds(_planted_matrix(shape, kind, seed=sum(shape)), 2e-8)
+    if kind == "half-rank":  # the median is among the zeros: taken from the SVD, exactly
+        assert np.count_nonzero(fast > 1e-6 * fast[0]) == min(shape) // 2
+        np.testing.assert_allclose(fast, exact, rtol=0, atol=1e-12 * exact[0])
+
+
+@pytest.mark.sample
+def test_a_float32_gram_on_every_minilm_matrix(minilm: Checkpoint) -> None:
+    anatomy = anatomy_of(minilm)
+    names = [n for n in minilm.names() if anatomy[n].layout == "linear"
+             and len(minilm.info(n).shape) == 2]  # fmt: skip
+    assert len(names) == 37  # 36 in the layers, and the pooler
+    for name in names:  # the super weights of the FFN outputs: errors up to ~2e-7 lambda_1
+        _float32_within_bounds(minilm.read(name), 3e-7)
+
+
+def test_the_gram_precision_is_a_checked_setting() -> None:
+    with pytest.raises(StriateError, match=r"unknown spectrum\.gram 'float16'"):
+        SpectrumConfig(gram="float16")

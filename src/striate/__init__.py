@@ -9,48 +9,15 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
-
 from striate._version import __version__
-
-if TYPE_CHECKING:  # imported on first use (below): `striate spectra` starts without the rest
-    from striate.anatomy import Anatomy, FFNTriple, TensorAnatomy, anatomy_of
-    from striate.checkpoint import Checkpoint, TensorInfo
-    from striate.checkpoint import open_checkpoint as open
-    from striate.diff import DiffRun, diff
-    from striate.display import show
-    from striate.errors import StriateError
-    from striate.run import Run
-    from striate.scan import ScanConfig, scan
-
-# public name -> (module, attribute)
-_LAZY = {
-    "Anatomy": ("striate.anatomy", "Anatomy"),
-    "FFNTriple": ("striate.anatomy", "FFNTriple"),
-    "TensorAnatomy": ("striate.anatomy", "TensorAnatomy"),
-    "anatomy_of": ("striate.anatomy", "anatomy_of"),
-    "Checkpoint": ("striate.checkpoint", "Checkpoint"),
-    "TensorInfo": ("striate.checkpoint", "TensorInfo"),
-    "open": ("striate.checkpoint", "open_checkpoint"),
-    "DiffRun": ("striate.diff", "DiffRun"),
-    "diff": ("striate.diff", "diff"),
-    "show": ("striate.display", "show"),
-    "StriateError": ("striate.errors", "StriateError"),
-    "Run": ("striate.run", "Run"),
-    "ScanConfig": ("striate.scan", "ScanConfig"),
-    "scan": ("striate.scan", "scan"),
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'striate' has no attribute {name!r}")
-    module, attribute = _LAZY[name]
-    value = getattr(importlib.import_module(module), attribute)
-    globals()[name] = value  # later uses are plain lookups
-    return value
-
+from striate.anatomy import Anatomy, FFNTriple, TensorAnatomy, anatomy_of
+from striate.checkpoint import Checkpoint, TensorInfo
+from striate.checkpoint import open_checkpoint as open
+from striate.diff import DiffRun, diff
+from striate.display import show
+from striate.errors import StriateError
+from striate.run import Run
+from striate.scan import ScanConfig, scan
 
 __all__ = [
     "Anatomy",

@@ -51,10 +51,23 @@ tolerance (`rank_tolerance`, >= 1e-4 for a side of 839 or more), below which onl
 `effective_rank` reads a value, so such s_i keep the Gram's absolute error (~1e-8 s_1; they
 move effective_rank by < 1e-6 relative) unless they hold the median (`mp_sigma`). Random
 square matrices land there more often than not (s_M / s_1 ~ 1 / N): on a LLaMA-shaped model
-78 of 168 matrices took the SVD, half of all the time. float32 is not used: a float32 Gram
-would put a 1e-7 lambda_1 error on every eigenvalue, and float32 `eigvalsh` is no faster on
-OpenBLAS (1024 x 1024: 0.087 s against 0.068 s). Cost: N M^2 + M^3 flops (a 49152 x 576
+78 of 168 matrices took the SVD, half of all the time. Cost: N M^2 + M^3 flops (a 49152 x 576
 embedding: well under a second).
+
+`spectrum.gram = "float32"` (opt-in) accumulates the Gram matrix in float32 (sgemm: half the
+time of dgemm, which is about 60% of a large matrix's spectrum; float32 `eigvalsh` is no faster
+on OpenBLAS, so the eigenvalues still come from float64). Each eigenvalue then carries an
+absolute error of at most gamma_N ||W||_F^2 (gamma_N = N eps32, the textbook bound of a float32
+dot product of length N; blocked BLAS summation makes it ~sqrt(N) eps32 in practice): measured
+<= 2e-8 lambda_1 on Gaussian and planted-spectrum matrices, <= 3e-7 lambda_1 on MiniLM's 37
+(its FFN outputs, with their super weights, are the worst); the matrix is divided by a power of
+two first, which is exact. Values below
+`GRAM32_RCOND` lambda_1 (s_i < 3e-3 s_1) are no longer accurate to 1e-3; the SVD is used only
+when the median (`mp_sigma`) is among them, so `numerical_rank` and `effective_rank` read them
+with that absolute error. Bounds tested on all of them (tests/test_spectrum_fast.py),
+relative to float64: spectral_norm, frobenius_norm, stable_rank, energy shares <= 1e-6;
+mp_sigma, mp_edge, effective_rank, alpha and alpha_ks (same x_min) <= 1e-4; the counts equal
+unless a value lies within that error of the threshold.
 
 Device (`spectrum.device`, `striate scan --device`): "cpu" runs the above in numpy/LAPACK;
 "cuda" (or "cuda:1", "mps", any torch device) runs the same float64 Gram, `eigvalsh` and
@@ -102,6 +115,7 @@ SPECTRUM_KEYS = (
 SPECTRUM_COUNTS = ("numerical_rank", "alpha_n_tail", "n_spikes")
 
 _GRAM_RCOND = 1e-8  # below this lambda_M / lambda_1, `singular_values` uses the SVD
+GRAM32_RCOND = 1e-5  # the same for a float32 Gram (its eigenvalue error ~1e-8 lambda_1)
 _CHUNK = 1 << 21  # elements of one float64 block of rows
 _EPS32 = float(np.finfo(np.float32).eps)
 
@@ -136,8 +150,13 @@ class SpectrumConfig:
     spike_margin: float = 3.0  # Tracy-Widom scales above the MP edge
     mp_noise: str = "median"  # "median" | "rms": noise-level estimate for mp_sigma
     device: str = "auto"  # "auto" | "cpu" (numpy) | a torch device: "cuda", "cuda:1", "mps"
+    gram: str = "float64"  # "float64" | "float32": the Gram's precision (module docstring)
 
     def __post_init__(self) -> None:
+        if self.gram not in ("float64", "float32"):
+            raise StriateError(
+                f"unknown spectrum.gram {self.gram!r}", hint='use "float64" or "float32"'
+            )
         if self.mp_noise not in ("median", "rms"):
             raise StriateError(
                 f"unknown spectrum.mp_noise {self.mp_noise!r}", hint='use "median" or "rms"'
@@ -183,54 +202,62 @@ def skip_reason(shape: tuple[int, int], config: SpectrumConfig) -> str | None:
     return None
 
 
-def _row_blocks(m: np.ndarray, scale: float) -> Iterator[np.ndarray]:
-    """m / scale (turned so rows >= cols) in float64 blocks of rows: the Gram's summands."""
+def _row_blocks(m: np.ndarray, scale: float, dtype: type = np.float64) -> Iterator[np.ndarray]:
+    """m / scale (turned so rows >= cols) in blocks of rows of `dtype`: the Gram's summands."""
     if m.shape[0] < m.shape[1]:
         m = m.T
     rows, cols = m.shape
     step = max(1, _CHUNK // cols)
     for i in range(0, rows, step):
-        # float64 first, then / scale: one pass, one new array (never a view of m)
-        yield np.divide(m[i : i + step], scale, dtype=np.float64)  # (step, cols)
+        # converted first, then / scale: one pass, one new array (never a view of m)
+        yield np.divide(m[i : i + step], scale, dtype=dtype)  # (step, cols)
 
 
-def _gram_eigenvalues(m: np.ndarray, scale: float) -> np.ndarray:
-    """Eigenvalues of the smaller Gram matrix of m / scale, ascending (numpy, LAPACK)."""
-    blocks = _row_blocks(m, scale)
+def _gram_eigenvalues(m: np.ndarray, scale: float, dtype: type = np.float64) -> np.ndarray:
+    """Eigenvalues of the smaller Gram matrix of m / scale, accumulated in `dtype`, ascending
+    (numpy, LAPACK; `eigvalsh` always in float64)."""
+    blocks = _row_blocks(m, scale, dtype)
     first = next(blocks)
     g = first.T @ first  # (k, k), k = min(m.shape)
     for block in blocks:
         g += block.T @ block
-    return np.asarray(np.linalg.eigvalsh(g))
+    return np.asarray(np.linalg.eigvalsh(g.astype(np.float64, copy=False)))
 
 
-def _needs_svd(lam: np.ndarray, floor: float) -> bool:
+def _needs_svd(lam: np.ndarray, floor: float, rcond: float = _GRAM_RCOND) -> bool:
     """Whether the Gram eigenvalues `lam` (descending) leave a needed value inaccurate: one
-    below _GRAM_RCOND * lambda_1 that is wanted (floor below its accuracy) or is the median."""
-    inaccurate = lam < _GRAM_RCOND * lam[0]
+    below `rcond` * lambda_1 that is wanted (floor below its accuracy) or is the median. A
+    float32 Gram (`rcond` = GRAM32_RCOND) takes it for the median, or when every value is
+    wanted (floor 0)."""
+    inaccurate = lam < rcond * lam[0]
     if not inaccurate[-1]:
         return False
-    return floor**2 < _GRAM_RCOND or bool(inaccurate[lam.size // 2])
+    wanted = floor**2 < rcond if rcond == _GRAM_RCOND else floor == 0
+    return wanted or bool(inaccurate[lam.size // 2])
 
 
-def _singular_values_torch(m: np.ndarray, scale: float, device: str, floor: float) -> np.ndarray:
-    """The same float64 computation in torch on `device`; descending s_i of m / scale."""
+def _singular_values_torch(
+    m: np.ndarray, scale: float, device: str, floor: float, gram: str
+) -> np.ndarray:
+    """The same computation in torch on `device`; descending s_i of m / scale."""
     import torch
 
     k = min(m.shape)
-    g = torch.zeros((k, k), dtype=torch.float64, device=device)
-    for block in _row_blocks(m, scale):
+    dtype = np.float32 if gram == "float32" else np.float64
+    g = torch.zeros((k, k), dtype=torch.float32 if gram == "float32" else torch.float64,
+                    device=device)  # fmt: skip
+    for block in _row_blocks(m, scale, dtype):
         b = torch.from_numpy(block).to(device)
         g += b.T @ b
-    lam = torch.linalg.eigvalsh(g).flip(0).cpu().numpy()
-    if _needs_svd(lam, floor):  # see singular_values
+    lam = torch.linalg.eigvalsh(g.double()).flip(0).cpu().numpy()
+    if _needs_svd(lam, floor, GRAM32_RCOND if gram == "float32" else _GRAM_RCOND):
         full = torch.from_numpy(np.asarray(m, dtype=np.float64) / scale).to(device)
         return np.asarray(torch.linalg.svdvals(full).cpu().numpy())
     return np.asarray(np.sqrt(np.clip(lam, 0, None)))
 
 
 def singular_values(
-    m: np.ndarray, torch_device: str | None = None, floor: float = 0.0
+    m: np.ndarray, torch_device: str | None = None, floor: float = 0.0, gram: str = "float64"
 ) -> np.ndarray:
     """Singular values of the 2-D matrix `m` (any real dtype), float64, descending, length
     min(m.shape); all NaN when m holds NaN or Inf. Method: see the module docstring. With
@@ -239,6 +266,7 @@ def singular_values(
     floor (relative to s_1): values below floor * s_1 are not needed to more than the Gram's
     absolute accuracy (~1e-8 s_1), so they cost no SVD unless they make up the median; the
     scan passes the rank tolerance (`rank_tolerance`). 0 (default): every value accurate.
+    gram: "float32" accumulates the Gram in float32 (faster; errors in the module docstring).
 
     >>> singular_values(np.diag([3.0, 4.0]) @ np.array([[0.6, 0.8], [-0.8, 0.6]]))
     array([4., 3.])
@@ -248,17 +276,21 @@ def singular_values(
     k = min(m.shape)
     if k == 0:
         return np.zeros(0)
-    # work at unit scale: no overflow for any stored range; NaN or Inf show in the extremes
+    # work below unit scale: no overflow for any stored range; NaN or Inf show in the extremes
     top, bottom = float(m.max()), float(m.min())
     if not (math.isfinite(top) and math.isfinite(bottom)):
         return np.full(k, np.nan)
-    scale = max(top, -bottom)  # max |m|
-    if scale == 0:
+    peak = max(top, -bottom)  # max |m|
+    if peak == 0:
         return np.zeros(k)
+    scale = 2.0 ** math.frexp(peak)[1]  # a power of two above max |m|: m / scale is exact
     if torch_device is not None:
-        return _singular_values_torch(m, scale, torch_device, floor) * scale
-    lam = _gram_eigenvalues(m, scale)[::-1]  # descending
-    if _needs_svd(lam, floor):  # needed small s_i inaccurate from the Gram: use the SVD
+        return _singular_values_torch(m, scale, torch_device, floor, gram) * scale
+    single = gram == "float32"
+    lam = _gram_eigenvalues(m, scale, np.float32 if single else np.float64)[::-1]  # descending
+    if _needs_svd(
+        lam, floor, GRAM32_RCOND if single else _GRAM_RCOND
+    ):  # needed small s_i inaccurate from the Gram: use the SVD
         s = np.linalg.svd(np.asarray(m, dtype=np.float64) / scale, compute_uv=False)
         return np.asarray(s * scale)
     return np.asarray(np.sqrt(np.clip(lam, 0, None)) * scale)

@@ -142,7 +142,8 @@ def analyse_spectrum(
     if row["spectrum_skipped"] is not None:
         return None, None
     with (clock or Clock(None))("spectrum"):
-        s = singular_values(matrix, config.torch_device(), rank_tolerance(shape, config))
+        s = singular_values(matrix, config.torch_device(), rank_tolerance(shape, config),
+                            config.gram)  # fmt: skip
         row |= spectrum_metrics(s, shape, config)
     return s, shape
 
