@@ -52,13 +52,9 @@ LEVELS = 128  # colours of the map: steps of 1/64 of the colour limit
 PNG_COMPRESSION = 6  # palette images compress well; level 6 costs little at one byte a pixel
 
 
+@functools.cache
 def rgb(color: str) -> RGB:
     """A colour as matplotlib names it ('#d62728', '0.35', 'k') as 8-bit RGB."""
-    return _rgb(color)
-
-
-@functools.cache
-def _rgb(color: str) -> RGB:
     r, g, b = matplotlib.colors.to_rgb(color)
     return round(r * 255), round(g * 255), round(b * 255)
 
