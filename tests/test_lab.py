@@ -284,6 +284,24 @@ def test_superposition_dense_keeps_m_features_and_sparse_more(tmp_path: Path) ->
     np.testing.assert_allclose(dense[dense["norm"] > 0.5]["dimensionality"], 1.0, atol=0.02)
 
 
+def test_the_linear_control_keeps_the_top_m_features_at_every_sparsity(tmp_path: Path) -> None:
+    """Without the ReLU the optimum is PCA of the importance-weighted inputs (independent
+    features of equal variance): features 0-4 on orthonormal directions, whatever S."""
+    run = run_lab("linear", tmp_path / "linear")
+    summary = _check_run_directory(run, "linear", {"by_sparsity", "max_top_m_mismatch"})
+    claims = _claims(run, "linear")
+    assert {c: claims[c]["verdict"] for c in claims} == dict.fromkeys(claims, "met")
+    features = pd.read_parquet(run / "features.parquet")
+    rows = summary["by_sparsity"]
+    assert [r["sparsity"] for r in rows] == [0.0, 0.9, 0.99]  # type: ignore[index]
+    for row in rows:  # type: ignore[attr-defined]
+        best = features[features["instance"] == row["instance"]].set_index("feature")
+        assert best.index[best["norm"] > 0.5].tolist() == [0, 1, 2, 3, 4], row["sparsity"]
+        np.testing.assert_allclose(best["norm"].iloc[:5], 1.0, atol=0.05)  # unit: PCA
+        assert best["norm"].iloc[5:].max() < 0.1
+        np.testing.assert_allclose(best["dimensionality"].iloc[:5], 1.0, atol=0.02)
+
+
 def test_double_descent_peaks_inside_the_sweep_and_memorizes_small_sets(tmp_path: Path) -> None:
     run = run_lab("double-descent", tmp_path / "dd")
     summary = _check_run_directory(run, "double-descent", {"peak_dataset_size", "by_hidden"})
@@ -341,7 +359,7 @@ def test_unknown_names_list_the_known_ones(tmp_path: Path) -> None:
         run_lab("reconstruction", tmp_path, overrides=["model=transformer"])
     with pytest.raises(StriateError, match="grokking is an experiment: striate experiment"):
         run_lab("grokking", tmp_path)
-    names = ["superposition", "privileged", "double-descent", "mlp-double-descent",
+    names = ["superposition", "linear", "privileged", "double-descent", "mlp-double-descent",
              "unembedding", "reconstruction"]  # fmt: skip
     assert sorted(LABS) == sorted(names)
 

@@ -19,7 +19,7 @@ from striate.experiments.lottery import LOTTERY
 from striate.experiments.memorization import MEMORIZATION
 from striate.experiments.reconstruction import RECONSTRUCTION
 from striate.experiments.setting import Kind, Setting
-from striate.experiments.superposition import PRIVILEGED, SUPERPOSITION
+from striate.experiments.superposition import LINEAR, PRIVILEGED, SUPERPOSITION
 from striate.experiments.weight_decay import WEIGHT_DECAY
 
 SETTINGS: dict[str, Setting[Any, Any]] = {
@@ -27,6 +27,7 @@ SETTINGS: dict[str, Setting[Any, Any]] = {
     for s in (
         # labs: sweeps of toy models (superposition, memorization, double descent)
         SUPERPOSITION,
+        LINEAR,
         PRIVILEGED,
         DOUBLE_DESCENT,
         MLP_DOUBLE_DESCENT,

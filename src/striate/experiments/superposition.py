@@ -42,7 +42,8 @@ NEURON_SHARE = 0.5
 class SparsityConfig:
     """A sweep over feature sparsity S, fresh batches every step."""
 
-    model: str = "relu-output"  # "relu-output" (superposition) or "relu-hidden" (privileged)
+    model: str = "relu-output"  # "relu-output" (superposition), "linear" (its control) or
+    # "relu-hidden" (privileged)
     n_features: int = 20  # n
     n_hidden: int = 5  # m
     importance: str = "0.7"  # I_i = 0.7 ** i ("uniform", "decay" or a ratio r: r ** i)
@@ -124,6 +125,7 @@ def summarize_superposition(c: SparsityConfig, result: LabResult) -> dict[str, A
                                              c.n_hidden),
         })  # fmt: skip
     dense, sparsest = rows[0], rows[-1]
+    mismatches = [r["top_m_mismatch"] for r in rows if r["top_m_mismatch"] is not None]
     return {
         "n_features": c.n_features,
         "n_hidden": c.n_hidden,
@@ -141,6 +143,9 @@ def summarize_superposition(c: SparsityConfig, result: LabResult) -> dict[str, A
         "represented_sparsity_spearman": rank_correlation(
             [r["sparsity"] for r in rows], [r["represented"] for r in rows]
         ),
+        # the linear control's (see LINEAR.claims): over every sparsity swept
+        "max_top_m_mismatch": max(mismatches) if mismatches else None,
+        "max_superposition_any_sparsity": max(r["max_superposition"] for r in rows),
     }
 
 
@@ -156,7 +161,8 @@ def draw_superposition(c: SparsityConfig, result: LabResult, out_dir: Path) -> l
         fin = result.final[i]
         columns.append((_label(best["sparsity"]), fin.features, fin.bias,
                         f["superposition"].to_numpy()))  # fmt: skip
-    title = f"ReLU output model, n={c.n_features}, m={c.n_hidden}, importance {c.importance}"
+    model = "linear model" if c.model == "linear" else "ReLU output model"
+    title = f"{model}, n={c.n_features}, m={c.n_hidden}, importance {c.importance}"
     return [save(draw_basic_results(columns, title), out_dir, "basic_results.png")]
 
 
@@ -319,6 +325,43 @@ SUPERPOSITION_CLAIMS = (
     ),
 )
 
+_LINEAR_NOTE = ("Elhage et al. 2022, 'basic results': the linear model x' = W^T W x + b, the "
+                "control, represents the m most important features on orthogonal directions "
+                "at every sparsity; superposition needs the ReLU")  # fmt: skip
+
+LINEAR_CLAIMS = (
+    Claim(
+        "linear-top-m-at-every-sparsity",
+        quote(
+            "We are able to reproduce the main findings of the “basic results” section of the "
+            "superposition paper",
+            note=_LINEAR_NOTE,
+        ),
+        "Without the ReLU the model represents exactly the m most important features, at every "
+        "sparsity.",
+        "features represented (||W_i|| > 0.5) " + _BEST + "each S swept, against the m most "
+        "important: the largest count, over the sparsities, of features in one set and not the "
+        "other (0: the same at every S)",
+        Criterion("<=", 0),
+        lambda s: s["max_top_m_mismatch"],
+    ),
+    Claim(
+        "linear-no-superposition",
+        quote(
+            "We are able to reproduce the main findings of the “basic results” section of the "
+            "superposition paper",
+            note=_LINEAR_NOTE,
+        ),
+        "Without the ReLU the represented features never interfere: no superposition at any "
+        "sparsity.",
+        "the largest sum_{j != i} (W_i_hat . W_j)^2 over the represented features "
+        + _BEST
+        + "each S, the largest over the sparsities (0: orthogonal)",
+        Criterion("<", 0.1),
+        lambda s: s["max_superposition_any_sparsity"],
+    ),
+)
+
 PRIVILEGED_CLAIMS = (
     Claim(
         "dense-neurons-monosemantic",
@@ -402,6 +445,13 @@ def superposition_deviations(c: SparsityConfig) -> list[str]:
     return deviations(c, known, paper, _COMPARED, [replicates, _REPRESENTED])
 
 
+def linear_deviations(c: SparsityConfig) -> list[str]:
+    """How a linear-control config differs from TMS's basic results (its linear model)."""
+    paper = LINEAR.presets["paper"]
+    known = [*_known(paper), _CONSTANT_LR, _ZERO_BIAS]
+    return deviations(c, known, paper, _COMPARED, [_REPRESENTED])
+
+
 def privileged_deviations(c: SparsityConfig) -> list[str]:
     """How a privileged config differs from TMS's privileged-basis setting."""
     paper = PRIVILEGED.presets["paper"]
@@ -448,6 +498,25 @@ SUPERPOSITION = Setting(
     deviations=superposition_deviations,
     draw_seeds=draw_sparsity_seeds(
         ["represented", "max_superposition", "dims_per_feature"], "superposition"
+    ),
+)
+
+LINEAR = Setting(
+    name="linear",
+    about="Elhage et al. (2022), basic results: the linear model, control of the ReLU output "
+    "model, across the same sparsities",
+    presets={
+        "quick": SparsityConfig(
+            model="linear", sparsities=(0.0, 0.9, 0.99), replicates=2, train=QUICK_TRAIN
+        ),
+        "paper": SparsityConfig(model="linear"),
+    },
+    engine=Lab,
+    run=run_superposition,
+    claims=LINEAR_CLAIMS,
+    deviations=linear_deviations,
+    draw_seeds=draw_sparsity_seeds(
+        ["represented", "max_superposition", "dims_per_feature"], "linear"
     ),
 )
 

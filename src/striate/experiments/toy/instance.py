@@ -16,7 +16,7 @@ import torch
 from striate.errors import StriateError
 
 #: the models of `striate.experiments.toy.models`, and the loss each trains with
-MODEL_KINDS = ("relu-output", "relu-hidden", "mlp", "unembed")
+MODEL_KINDS = ("relu-output", "linear", "relu-hidden", "mlp", "unembed")
 DATA_KINDS = ("sparse", "one-hot", "antipodal")
 TARGETS = ("input", "embedded", "reprojected")
 LABELS = ("hard", "soft")

@@ -1,9 +1,10 @@
-"""The four toy models, each batched over a leading instance axis K.
+"""The five toy models, each batched over a leading instance axis K.
 
 Every parameter has shape (K, ...): instance k is an independent model, and einsum keeps the
 instances apart. Inputs are (K, B, n_in), outputs (K, B, n_out).
 
 - `ReluOutput`  x' = ReLU(W^T W x + b)            the bottleneck (Elhage et al. 2022)
+- `Linear`      x' = W^T W x + b                  its linear control (Elhage et al. 2022)
 - `ReluHidden`  x' = ReLU(W^T ReLU(W x) + b)      the privileged basis (Elhage et al. 2022)
 - `MLP`         x' = W2 ReLU(W1 x + b1) + b2      an MLP block (Hobbhahn 2023)
 - `Unembed`     logits = W^T W x + b              a toy unembedding, cross-entropy (Hobbhahn 2023)
@@ -56,6 +57,15 @@ class ReluOutput(ToyModel):
 
     def output_bias(self) -> Tensor:
         return self.b
+
+
+class Linear(ReluOutput):
+    """The bottleneck without the ReLU: its optimum is PCA of the importance-weighted inputs,
+    the m most important features on orthogonal directions, whatever the sparsity."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.hidden(x)
+        return torch.einsum("kmn,kbm->kbn", self.W, h) + self.b[:, None]
 
 
 class ReluHidden(ReluOutput):
@@ -122,11 +132,15 @@ def build(kind: str, k: int, n_in: int, m: int, n_out: int, tied: bool = True) -
         return ReluOutput(k, n_in, m)
     if kind == "relu-hidden":
         return ReluHidden(k, n_in, m)
+    if kind == "linear":
+        return Linear(k, n_in, m)
     if kind == "mlp":
         return MLP(k, n_in, m, n_out)
     if kind == "unembed":
         return Unembed(k, n_in, m, tied)
-    raise StriateError(f"unknown model {kind!r}", hint="relu-output, relu-hidden, mlp, unembed")
+    raise StriateError(
+        f"unknown model {kind!r}", hint="relu-output, linear, relu-hidden, mlp, unembed"
+    )
 
 
 WEIGHT_INITS = ("xavier-normal", "xavier-uniform")
