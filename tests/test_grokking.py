@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from pictures import assert_drawn
 from safetensors.numpy import load_file
 from typer.testing import CliRunner
 
@@ -212,7 +213,7 @@ def test_grokking_transformer_quick(transformer: Path) -> None:
     assert final == pytest.approx(-(p * np.log(p)).sum() / math.log(31), rel=1e-5)
     manifest = json.loads((transformer / "manifest.json").read_text())
     assert manifest["settings"]["device"] == "cpu" and manifest["name"] == "grokking-transformer"
-    assert (transformer / "figures" / "curves.png").stat().st_size > 10_000
+    assert_drawn(transformer / "figures" / "curves.png")
 
 
 # --- the MLP -----------------------------------------------------------------------------------
@@ -250,7 +251,7 @@ def test_a_run_over_seeds_draws_every_seed(tmp_path: Path) -> None:
     out = run_experiment("grokking", tmp_path / "s", overrides=TINY, seeds=[0, 1])
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["figures"] == ["figures/claims.png", "figures/curves.png"]
-    assert (out / "figures" / "curves.png").stat().st_size > 10_000
+    assert_drawn(out / "figures" / "curves.png")
     rows = json.loads((out / "claims.json").read_text())
     assert all(r["n_seeds"] == 2 for r in rows)
     assert rows[0]["deviations"][0].startswith("An MLP")
@@ -302,7 +303,7 @@ def test_grokking_quick(grok: Path) -> None:
     assert row.sort_values("step")["effective_rank"].iloc[-1] == pytest.approx(
         math.exp(-(p * np.log(p)).sum()), rel=1e-5
     )
-    assert (grok / "figures" / "curves.png").stat().st_size > 10_000
+    assert_drawn(grok / "figures" / "curves.png")
     manifest = json.loads((grok / "manifest.json").read_text())
     assert set(manifest) == {"striate_version", "code", "kind", "source", "settings", "started",
                              "finished", "seconds", "figures", "tensors", "name", "about",

@@ -166,7 +166,7 @@ def draw_claims(rows: Sequence[Mapping[str, Any]], path: Path, title: str) -> st
     colors = {"met": "#2e7d32", "mixed": "#b7791f", "not met": "#c0392b"}
     with style():
         n = max(len(rows), 1)
-        fig = canvas(min(3.0 * n, 15.0), 2.6 * math.ceil(n / 5), dpi=110)
+        fig = canvas(min(max(3.0 * n, 6.0), 15.0), 2.6 * math.ceil(n / 5), dpi=110)  # title fits
         fig.suptitle(title, x=0.01, ha="left", fontsize=10, weight="bold", parse_math=False)
         axes = np.atleast_1d(fig.subplots(math.ceil(n / 5), min(n, 5), squeeze=False)).ravel()
         for ax, row in zip(axes, rows, strict=False):
