@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import warnings
 
 import numpy as np
@@ -196,3 +197,18 @@ def test_adjacent_loud_lines_become_a_band_from_six_on(width: int, expected: int
         found = find_lines(w)
         assert len(found) == expected
         assert all(40 <= f.index[0] < 40 + width for f in found)
+
+
+@pytest.mark.parametrize("trim", [0.01, 0.05, 0.1, 0.2, 0.5])
+def test_the_trimmed_noise_constant_matches_scipys_distributions(trim: float) -> None:
+    from scipy.special import gammainc
+    from scipy.stats import norm
+
+    from striate.analyses.lines import _trimmed_log_noise
+
+    xi = float(norm.ppf(1 - trim / 2))
+    p0, p2 = 1 - trim, float(gammainc(1.5, xi * xi / 2))
+    p1 = math.sqrt(2 / math.pi) * (1 - math.exp(-xi * xi / 2))
+    m1, m2 = p1 - xi * p0, p2 - 2 * xi * p1 + xi * xi * p0
+    expected = math.sqrt((m2 - m1 * m1) / p0**2) / (p1 / p0)
+    assert _trimmed_log_noise(trim) == pytest.approx(expected, rel=1e-12)

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 
@@ -92,15 +93,15 @@ def _trimmed_log_noise(trim: float) -> float:
 
     With Y = |X| and xi its (1 - trim) quantile, the trimmed mean T of Y has asymptotic variance
     Var((Y - xi) 1{Y <= xi}) / (1 - trim)^2 / m (the influence function of a one-sided trimmed
-    mean), and sd(log T) = sd(T) / E[T]. Y is half-normal: its truncated moments are closed forms.
+    mean), and sd(log T) = sd(T) / E[T]. Y is half-normal: its truncated moments are closed forms
+    (the standard library's, so that importing striate does not import scipy.stats).
     """
-    from scipy.special import gammainc
-    from scipy.stats import norm
-
-    xi = float(norm.ppf(1 - trim / 2))
+    xi = NormalDist().inv_cdf(1 - trim / 2)
     p0 = 1 - trim  # P(Y <= xi)
     p1 = math.sqrt(2 / math.pi) * (1 - math.exp(-xi * xi / 2))  # E[Y 1{Y <= xi}]
-    p2 = float(gammainc(1.5, xi * xi / 2))  # E[Y^2 1{Y <= xi}]: chi-square(3) at xi^2
+    # E[Y^2 1{Y <= xi}] = P(chi-square(3) <= xi^2) = erf(z) - 2 z e^(-z^2) / sqrt(pi), z = xi/sqrt 2
+    z = xi / math.sqrt(2)
+    p2 = math.erf(z) - 2 * z * math.exp(-z * z) / math.sqrt(math.pi)
     m1 = p1 - xi * p0  # E[(Y - xi) 1{Y <= xi}]
     m2 = p2 - 2 * xi * p1 + xi * xi * p0  # E[(Y - xi)^2 1{Y <= xi}]
     var = (m2 - m1 * m1) / (1 - trim) ** 2
