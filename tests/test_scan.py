@@ -234,17 +234,17 @@ def test_spectrum_columns_and_table(tmp_path: Path) -> None:
 
 
 def test_a_failing_image_loses_only_itself(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import striate.render
+    import striate.render.tensor_image
 
     truth = planted.llama(tmp_path / "model")
-    real = striate.render.render_tensor
+    real = striate.render.tensor_image.render_tensor
 
     def flaky(w: np.ndarray, path: Path, **kwargs: object) -> None:
         if kwargs["title"] == "model.norm.weight":
             raise RuntimeError("matplotlib gave up")
         real(w, path, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(striate.render, "render_tensor", flaky)
+    monkeypatch.setattr(striate.render.tensor_image, "render_tensor", flaky)
     run = scan(truth.path, tmp_path / "run")
     status = run.manifest["tensors"]["model.norm.weight"]
     assert status == {"status": "done", "image_error": "RuntimeError: matplotlib gave up"}
