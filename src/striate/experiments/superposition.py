@@ -501,18 +501,13 @@ SUPERPOSITION = Setting(
     ),
 )
 
-LINEAR = Setting(
+#: the control: the same sweep, the same claims' measures, without the ReLU
+LINEAR = replace(
+    SUPERPOSITION,
     name="linear",
     about="Elhage et al. (2022), basic results: the linear model, control of the ReLU output "
     "model, across the same sparsities",
-    presets={
-        "quick": SparsityConfig(
-            model="linear", sparsities=(0.0, 0.9, 0.99), replicates=2, train=QUICK_TRAIN
-        ),
-        "paper": SparsityConfig(model="linear"),
-    },
-    engine=Lab,
-    run=run_superposition,
+    presets={k: replace(c, model="linear") for k, c in SUPERPOSITION.presets.items()},
     claims=LINEAR_CLAIMS,
     deviations=linear_deviations,
     draw_seeds=draw_sparsity_seeds(
