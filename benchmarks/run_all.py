@@ -7,8 +7,9 @@
 2. Full scans against model size and against the disk (`scale.py`): synthetic bf16 LLaMA-shaped
    checkpoints of 10M to 2B parameters (`--quick`: 10M and 100M; `--big` adds one of 8.6 GB),
    each read cold and warm and scanned without images in a child process (its own peak RSS, VmHWM).
-3. Where a scan's time goes: `stage_seconds` of the manifests, and a full scan of
-   `sample:minilm` (images included) with `--jobs 1` and `--jobs 2`.
+3. The commands a user runs, whole process against WeightWatcher's whole process:
+   `striate spectra`, `striate scan` (images and report, one job per core) and `--jobs 1` on
+   the packaged samples; where a scan's time goes (`stage_seconds` of the manifests).
 
 Run it on an otherwise idle machine: every figure is a wall time. The page records the machine,
 the library versions and the command, and is rewritten as a whole.
@@ -58,18 +59,37 @@ def machine() -> list[str]:
     ]
 
 
-def minilm_stages(work: Path) -> tuple[list[dict[str, Any]], dict[str, float]]:
-    """Full scans (images included) of sample:minilm with 1 and 2 jobs; the 1-job stages."""
+COMMANDS = {
+    "striate spectra": ("spectra",),
+    "striate scan": ("scan",),
+    "striate scan --jobs 1": ("scan", "--jobs", "1"),
+}
+
+
+def whole_commands(
+    spectra: list[dict[str, Any]], work: Path
+) -> tuple[list[dict[str, Any]], dict[str, dict[str, float]]]:
+    """The commands a user runs on the packaged samples (default settings: images, report, one
+    job per core), whole process against WeightWatcher's `analyze()` with its defaults, whole
+    process, from the spectra comparison; the stage seconds of each default scan."""
     rows, stages = [], {}
-    for jobs in (1, 2):
-        out = work / f"run-minilm-jobs{jobs}"
-        got = scale.scan("sample:minilm", out, "--jobs", str(jobs))
-        manifest = json.loads((out / "manifest.json").read_text())
-        rows.append({"scan": f"sample:minilm, --jobs {jobs}", "wall s": got["scan_s"],
-                     "scan s (manifest)": manifest["seconds"],
-                     "peak MB": got["peak_mb"]})  # fmt: skip
-        if jobs == 1:
-            stages = manifest["stage_seconds"] | {"total": manifest["seconds"]}
+    for model in sorted({r["model"] for r in spectra} & {"minilm", "smollm2"}):
+        ww_s = next(r["whole process s"] for r in spectra
+                    if r["model"] == model and r["run"] == "weightwatcher defaults")  # fmt: skip
+        for label, (command, *options) in COMMANDS.items():
+            out = work / f"run-{model}-{command}-{len(options)}"
+            got = scale.scan(f"sample:{model}", out, *options, command=command)
+            manifest = json.loads((out / "manifest.json").read_text())
+            rows.append({"model": f"sample:{model}", "command": label,
+                         "whole process s": round(got["scan_s"], 1),
+                         "WeightWatcher defaults / this, whole process":
+                             round(ww_s / got["scan_s"], 2),
+                         "peak MB": round(got["peak_mb"])})  # fmt: skip
+            print(rows[-1], flush=True)
+            if label == "striate scan":
+                stages[f"sample:{model} (images)"] = manifest["stage_seconds"] | {
+                    "total": manifest["seconds"]
+                }
     return rows, stages
 
 
@@ -110,8 +130,7 @@ def main() -> None:
     sweep = scale.sweep(sizes, a.work)
     figure = HERE.parent / "docs" / "images" / "bench_scale.png"
     scale.figure(sweep, figure)
-    jobs, stages = minilm_stages(a.work)
-    columns = {"sample:minilm (images)": stages}
+    commands, columns = whole_commands(spectra, a.work)
     for size in sizes:
         manifest = json.loads((a.work / f"run-{size}" / "manifest.json").read_text())
         columns[f"{size} (no images)"] = manifest["stage_seconds"] | {"total": manifest["seconds"]}
@@ -158,16 +177,22 @@ def main() -> None:
         "",
         f"![time and peak memory against model size](images/{figure.name})",
         "",
+        "## Whole commands against WeightWatcher",
+        "",
+        "The commands as a user runs them on the packaged samples, defaults (`striate scan`: "
+        "tensor images, FFN statistics, spectra, the HTML report, one job per core), each in "
+        "a child process with `--no-resume`, whole process (imports, reading and writing "
+        "included), against WeightWatcher's `analyze()` with its defaults, whole process, "
+        "from the first table. Peak: the child's own peak resident set.",
+        "",
+        scale.markdown(commands),
+        "",
         "## Where the time goes",
         "",
         "`stage_seconds` of each scan's manifest (thread-seconds with `--jobs` > 1), against the "
         "whole scan's wall time; the rest is opening the model, tables and the report.",
         "",
         stage_table(columns),
-        "",
-        "`--jobs` on `sample:minilm`, images included:",
-        "",
-        scale.markdown(jobs),
         "",
     ]
     a.out.write_text("\n".join(page))

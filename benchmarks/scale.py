@@ -57,16 +57,16 @@ def read_all(files: list[Path]) -> float:
     return time.perf_counter() - start
 
 
-def scan(model: str | Path, out: Path, *options: str) -> dict[str, float]:
-    """`striate scan MODEL --out OUT --quiet OPTIONS` in a child process: wall seconds and
-    peak resident MB (`wait_peak`); the run's manifest is in OUT."""
-    cmd = [sys.executable, "-m", "striate", "scan", str(model), "--out", str(out), "--quiet",
+def scan(model: str | Path, out: Path, *options: str, command: str = "scan") -> dict[str, float]:
+    """`striate COMMAND MODEL --out OUT --quiet --no-resume OPTIONS` in a child process: wall
+    seconds and peak resident MB (`wait_peak`); the run's manifest is in OUT."""
+    cmd = [sys.executable, "-m", "striate", command, str(model), "--out", str(out), "--quiet",
            "--no-resume", *options]  # fmt: skip
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
     status, peak_mb = wait_peak(proc.pid)
     if status != 0:
-        raise SystemExit(f"scan of {model} failed (status {status})")
+        raise SystemExit(f"{command} of {model} failed (status {status})")
     return {"scan_s": time.perf_counter() - start, "peak_mb": peak_mb}
 
 
