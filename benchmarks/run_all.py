@@ -156,9 +156,10 @@ def main() -> None:
         "process with 2 BLAS threads: WeightWatcher 0.7.7 `analyze()` with its defaults first, "
         "then with `mp_fit=True`; the floor (float64 Gram + `eigvalsh` of every matrix, the "
         "matrices in memory first); striate computing the spectrum columns of `tensors.parquet` "
-        "as `scan --jobs 2` does (reading inside its in-call time), with the default float64 "
-        "Gram and with `spectrum.gram=float32`. In-call: the analysis alone (WeightWatcher's "
-        "model, built from the checkpoint, is outside it); whole process: start to exit, "
+        "as `scan --jobs 2` does (the matrices in memory first, as for the floor), with the "
+        "default float64 Gram and with `spectrum.gram=float32`. Read: reading the checkpoint "
+        "(SmolLM2's GGUF blocks dequantized; for WeightWatcher, building its model from it). "
+        "In-call: the analysis alone, reading apart; whole process: start to exit, "
         "imports and reading included. Peak memory: the process's own peak resident set "
         "(VmHWM), imports included. Agreement: the largest relative difference from "
         "WeightWatcher's defaults over the matrices.",

@@ -11,13 +11,14 @@ compares them), each in its own process with the same 2 BLAS threads:
 - `floor (float64 Gram + eigvalsh)`: the Gram matrix and LAPACK's `eigvalsh` of every matrix,
   float64, the matrices in memory first: the least exact singular values can cost on the CPU;
 - `striate` and `striate gram=float32`: the spectrum columns of tensors.parquet computed as
-  `striate scan --jobs 2` does (each tensor read from the checkpoint while two threads of one
-  BLAS thread each compute; reading is inside the in-call time).
+  `striate scan --jobs 2` does (two threads of one BLAS thread each), the matrices in memory
+  first as for the floor.
 
-In-call: the analysis alone; whole process: the child's wall time from start to exit, imports
-and reading included. Peak: the child's own peak resident set (VmHWM, polled). Agreement: the
-largest relative difference from WeightWatcher's defaults of alpha, stable rank and
-lambda_1 = s_1^2. Run it on idle cores: two-thread BLAS slows badly beside other work.
+In-call: the analysis alone, reading apart (`read s`: reading the checkpoint, and for
+WeightWatcher building its model from it); whole process: the child's wall time from start to
+exit, imports and reading included. Peak: the child's own peak resident set (VmHWM, polled).
+Agreement: the largest relative difference from WeightWatcher's defaults of alpha, stable rank
+and lambda_1 = s_1^2. Run it on idle cores: two-thread BLAS slows badly beside other work.
 """
 
 from __future__ import annotations
@@ -28,8 +29,7 @@ import os
 import subprocess
 import sys
 import time
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -57,8 +57,10 @@ def matrices(ckpt: Any) -> list[str]:
 def run_striate(
     model: str, jobs: int = 2, gram: str = "float64"
 ) -> tuple[pd.DataFrame, dict[str, float]]:
-    """As `striate scan --jobs 2` computes spectra: the main thread reads the next tensor while
-    `jobs` threads (one BLAS thread each) compute; `floor` = the rank tolerance, as the scan."""
+    """As `striate scan --jobs 2` computes spectra, `jobs` threads of one BLAS thread each,
+    the matrices read into memory first as the floor's are (reading is `load_s`, outside the
+    in-call time: SmolLM2's GGUF blocks are dequantized there); `floor` = the rank tolerance,
+    as the scan."""
     from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
     import striate
@@ -72,23 +74,21 @@ def run_striate(
 
     config = SpectrumConfig(gram=gram)
 
-    def metrics(name: str, w: np.ndarray) -> dict[str, Any]:
+    def metrics(item: tuple[str, np.ndarray]) -> dict[str, Any]:
+        name, w = item
         m = as_matrix(w, "linear")
         assert m is not None
         s = singular_values(m, floor=rank_tolerance(m.shape, config), gram=gram)
         return {"name": name.replace(".", "_"), **spectrum_metrics(s, m.shape, config)}
 
     start = time.perf_counter()
-    rows: list[dict[str, Any]] = []
-    pending: deque[Future[dict[str, Any]]] = deque()
-    with striate.open(model) as ckpt, threadpool_limits(1), ThreadPoolExecutor(jobs) as pool:
-        for name in matrices(ckpt):
-            if len(pending) > jobs:  # at most jobs + 1 tensors in memory
-                rows.append(pending.popleft().result())
-            pending.append(pool.submit(metrics, name, ckpt.read(name)))
-        rows += [f.result() for f in pending]
+    with striate.open(model) as ckpt:
+        loaded = [(name, ckpt.read(name)) for name in matrices(ckpt)]
+    read = time.perf_counter()
+    with threadpool_limits(1), ThreadPoolExecutor(jobs) as pool:
+        rows = list(pool.map(metrics, loaded))
     table = pd.DataFrame(rows).rename(columns={"spectral_norm": "s1"})
-    return table, {"load_s": 0.0, "analyze_s": time.perf_counter() - start}
+    return table, {"load_s": read - start, "analyze_s": time.perf_counter() - read}
 
 
 def run_weightwatcher(model: str, mp_fit: bool = False) -> tuple[pd.DataFrame, dict[str, float]]:
@@ -217,6 +217,7 @@ def compare(models: list[str], work: Path) -> list[dict[str, Any]]:
             agree = agreement(table, ww_table)
             rows.append({
                 "model": name, "matrices": agree["matrices"], "run": mode,
+                "read s": round(times["load_s"], 2),
                 "in-call s": round(times["analyze_s"], 2),
                 "whole process s": round(times["wall_s"], 1),
                 "WeightWatcher defaults / this, whole process":
