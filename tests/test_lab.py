@@ -332,6 +332,8 @@ def test_double_descent_peaks_inside_the_sweep_and_memorizes_small_sets(tmp_path
         ("privileged", {"by_sparsity", "dense_monosemanticity", "represented_sparsity_spearman"}),
         ("mlp-double-descent", {"peak_ratio", "smallest_polygon", "by_hidden"}),
         ("unembedding", {"peak_dataset_size", "largest_feature_dimensionality"}),
+        ("unembedding-memorization", {"at_memorization_size", "by_hidden"}),
+        ("double-descent-weight-decay", {"bump_shrink", "by_hidden"}),
         ("reconstruction", {"cells", "sparser_raises_accuracy", "dense_decay_recovered_per_dim"}),
     ],
 )
@@ -340,6 +342,8 @@ def test_every_lab_writes_its_run_directory(name: str, keys: set[str], tmp_path:
                   seed=3)  # fmt: skip
     _check_run_directory(run, name, keys)
     _, manifest = _read(run)
+    if name == "unembedding-memorization":  # untied, T = 500: the source's picture
+        assert "figures/unembedding_anatomy.png" in manifest["figures"]  # type: ignore[operator]
     assert manifest["seed"] == 3 and manifest["settings"]["train"]["steps"] == 40  # type: ignore[index]
     claims = _claims(run, name)  # decided, whatever 40 steps give
     assert all(r["seeds"] == [3] for r in claims.values())
@@ -359,8 +363,9 @@ def test_unknown_names_list_the_known_ones(tmp_path: Path) -> None:
         run_lab("reconstruction", tmp_path, overrides=["model=transformer"])
     with pytest.raises(StriateError, match="grokking is an experiment: striate experiment"):
         run_lab("grokking", tmp_path)
-    names = ["superposition", "linear", "privileged", "double-descent", "mlp-double-descent",
-             "unembedding", "reconstruction"]  # fmt: skip
+    names = ["superposition", "linear", "privileged", "double-descent",
+             "double-descent-weight-decay", "mlp-double-descent", "unembedding",
+             "unembedding-memorization", "reconstruction"]  # fmt: skip
     assert sorted(LABS) == sorted(names)
 
 

@@ -168,37 +168,105 @@ def test_privileged_claims_on_a_planted_sweep() -> None:
     assert verdicts["polysemanticity-grows-with-sparsity"] == "not met"  # 0.5, 0.62, 0.25
 
 
-def _size_sweep(test_loss: list[float], train_loss: list[float]) -> LabResult:
-    """One model (m = 2) at each T of 4, 8, 16, 32; feature dimensionalities planted."""
-    sizes = [4, 8, 16, 32]
-    log = [{"instance": k, "n_hidden": 2, "dataset_size": T, "train_loss": train_loss[k],
-            "test_loss": test_loss[k], "train_accuracy": 1.0, "test_accuracy": 0.1,
+SIZES = [4, 8, 16, 500]  # 500: the toy unembedding's memorization setting
+
+
+def _pentagon(turn: float = 0.0, n: int = 50) -> np.ndarray:
+    """(n, 2): five unit directions 72 degrees apart (turned by `turn` degrees), the rest tiny."""
+    a = np.deg2rad(np.arange(5) * 72.0 + turn)
+    return np.vstack([np.c_[np.cos(a), np.sin(a)], np.full((n - 5, 2), 0.01)])
+
+
+def _size_sweep(test_loss: list[float], train_loss: list[float],
+                largest: np.ndarray | None = None, wd: float = 1e-2,
+                first: int = 0) -> LabResult:  # fmt: skip
+    """One model (n = 50, m = 2) at each T of SIZES; dimensionalities planted: the training
+    points as a polygon up to T = 16, five features (`largest`, default a pentagon) at T = 500."""
+    log = [{"instance": first + k, "n_hidden": 2, "weight_decay": wd, "dataset_size": T,
+            "train_loss": train_loss[k],
+            "test_loss": test_loss[k], "train_accuracy": 1.0, "test_accuracy": 0.001,
             "probe_accuracy": 0.1, "feature_dimensionality": 0.1,
-            "data_dimensionality": 2 / T if k == 0 else 0.01, "represented": 0.1}
-           for k, T in enumerate(sizes)]  # fmt: skip
+            "data_dimensionality": 2 / T if T <= 16 else 0.01, "represented": 0.1}
+           for k, T in enumerate(SIZES)]  # fmt: skip
     top = [0.05, 0.05, 0.1, 0.4]  # the largest feature dimensionality of each model
-    feats = [{"instance": k, "norm": 1.0, "superposition": 0.0, "dimensionality": d,
+    feats = [{"instance": first + k, "norm": 1.0, "superposition": 0.0, "dimensionality": d,
               "importance": 1.0} for k in range(4) for d in (top[k], top[k] / 2)]  # fmt: skip
-    return _result(log, feats)
+    instances = [Instance(index=first + k, model="relu-output", n_features=50, n_hidden=2,
+                          sparsity=0.99, dataset_size=T, weight_decay=wd)
+                 for k, T in enumerate(SIZES)]  # fmt: skip
+    final = {first + k: _final(_pentagon(17.0 * k).T) for k in range(3)}
+    final[first + 3] = _final((_pentagon() if largest is None else largest).T)
+    return _result(log, feats, final, instances)
 
 
 def test_double_descent_claims_on_a_planted_sweep() -> None:
-    c = DoubleDescentConfig(n_features=50, dataset_sizes=(4, 8, 16, 32))
+    c = DoubleDescentConfig(n_features=50, dataset_sizes=tuple(SIZES))
     summary = summarize_sizes(c, _size_sweep([1.0, 1.5, 2.0, 0.9], [0.1, 0.5, 0.8, 0.85]))
     assert summary["peak_dataset_size"] == 16 and summary["peak_ratio"] == pytest.approx(2.0)
     assert summary["smallest_train_test_ratio"] == pytest.approx(0.1)
     assert summary["smallest_polygon"] == pytest.approx(1.0)  # 4 x 2/4 / 2
+    assert summary["small_sets_polygon"] == pytest.approx(1.0)  # T = 4, 8, 16
     assert summary["smallest_feature_dimensionality"] == pytest.approx(0.05)
     assert summary["largest_feature_dimensionality"] == pytest.approx(0.4)
+    assert summary["largest_represented"] == pytest.approx(5.0)  # 0.1 of 50
+    assert summary["largest_pentagon_error"] == pytest.approx(0.0, abs=1e-9)
+    assert summary["at_memorization_size"]["train_accuracy"] == 1.0
     curve = summary["by_hidden"][0]["curve"]
     assert [r["max_feature_dimensionality"] for r in curve] == pytest.approx([0.05, 0.05, 0.1, 0.4])
     for name in ("double-descent", "mlp-double-descent", "unembedding"):
-        assert set(_verdicts(name, summary).values()) == {"met"}
+        assert set(_verdicts(name, summary).values()) == {"met"}, name
     # no bump, no memorization: the loss falls with T and the small set is not learned
     summary = summarize_sizes(c, _size_sweep([2.0, 1.5, 1.2, 1.0], [1.9, 1.4, 1.1, 0.9]))
     assert summary["peak_ratio"] == pytest.approx(0.75)
     verdicts = _verdicts("double-descent", summary)
     assert verdicts["test-loss-peak"] == verdicts["memorizes-small-sets"] == "not met"
+    # four of the five long features bunched: not a pentagon (gaps 30, 30, 30, 30, 240 degrees)
+    a = np.deg2rad([0.0, 30, 60, 90, 120])
+    bunched = np.vstack([np.c_[np.cos(a), np.sin(a)], np.full((45, 2), 0.01)])
+    summary = summarize_sizes(c, _size_sweep([1.0, 1.5, 2.0, 0.9], [0.1, 0.5, 0.8, 0.85],
+                                             largest=bunched))  # fmt: skip
+    assert summary["largest_pentagon_error"] == pytest.approx(168.0)
+    assert _verdicts("double-descent", summary)["pentagon-at-large-sets"] == "not met"
+
+
+def test_the_peak_must_clear_both_ends_by_two_sd_over_seeds() -> None:
+    """Issue 23's rule for the ReLU output model: every seed's peak above its ends, and the
+    mean ratio above 1 by more than two sd over the seeds."""
+    c = DoubleDescentConfig(n_features=50, dataset_sizes=tuple(SIZES))
+    claim = next(k for k in LABS["double-descent"].claims if k.id == "test-loss-peak")
+
+    def seeds(peaks: list[float]) -> list[dict[str, Any]]:
+        sweeps = [_size_sweep([1.0, 0.95, p, 0.9], [0.1, 0.5, 0.8, 0.85]) for p in peaks]
+        return [json.loads(json.dumps(summarize_sizes(c, r))) for r in sweeps]
+
+    steady = decide(claim, seeds([1.5, 1.6, 1.7]))  # ratios 1.5-1.7, sd 0.1: 1.6 - 0.2 > 1
+    assert steady["verdict"] == "met" and steady["sd"] == pytest.approx(0.1)
+    noisy = decide(claim, seeds([1.1, 2.5, 1.15]))  # all above 1, but the spread is wide
+    assert noisy["verdict"] == "mixed" and all(noisy["holds"])
+    assert decide(claim, seeds([1.2, 1.3, 0.95]))["holds"] == [True, True, False]
+
+
+def test_weight_decay_sweep_compares_the_bump_at_each_decay() -> None:
+    """Two weight decays: one curve per decay in by_hidden, the bump's shrink from the first to
+    the last, and the claim decided on it."""
+    c = DoubleDescentConfig(n_features=50, dataset_sizes=tuple(SIZES), weight_decays=(1e-2, 1.0))
+    weak = _size_sweep([1.0, 1.5, 2.0, 0.9], [0.1, 0.5, 0.8, 0.85])  # peak ratio 2.0
+    strong = _size_sweep([1.0, 1.1, 1.25, 0.9], [0.1, 0.5, 0.8, 0.85], wd=1.0, first=4)
+    both = _result(pd.concat([weak.log, strong.log]).to_dict("records"),
+                   pd.concat([weak.features, strong.features]).to_dict("records"),
+                   weak.final | strong.final, weak.instances + strong.instances)  # fmt: skip
+    summary = summarize_sizes(c, both)
+    assert [(h["weight_decay"], h["peak_ratio"]) for h in summary["by_hidden"]] == [
+        (1e-2, pytest.approx(2.0)), (1.0, pytest.approx(1.25))]  # fmt: skip
+    assert summary["peak_ratio"] == pytest.approx(2.0)  # the first decay's, at the top
+    assert summary["bump_shrink"] == pytest.approx(0.25)  # 0.25 / 1.0
+    assert set(_verdicts("double-descent-weight-decay", summary).values()) == {"met"}
+    grown = _size_sweep([1.0, 1.1, 2.5, 0.9], [0.1, 0.5, 0.8, 0.85], wd=1.0, first=4)
+    both.log = pd.concat([weak.log, grown.log], ignore_index=True)
+    summary = summarize_sizes(c, both)
+    assert summary["bump_shrink"] == pytest.approx(1.5)
+    verdicts = _verdicts("double-descent-weight-decay", summary)
+    assert verdicts["bump-shrinks-with-weight-decay"] == "not met"
 
 
 def _grid(accuracy: dict[str, list[float]], loss: dict[str, list[float]]) -> LabResult:
@@ -284,7 +352,7 @@ def test_draw_seeds_draws_every_seed_of_a_sweep(tmp_path: Path) -> None:
         {i: 1.0 - i / 10 for i in range(6)},
     ]
     sparse = [summarize_superposition(c, _sparsity_sweep(SUPERPOSED, loss)) for loss in losses]
-    d = DoubleDescentConfig(n_features=50, dataset_sizes=(4, 8, 16, 32))
+    d = DoubleDescentConfig(n_features=50, dataset_sizes=tuple(SIZES))
     sizes = [summarize_sizes(d, _size_sweep([1.0, 1.5 + k, 2.0, 0.9], [0.1, 0.5, 0.8, 0.85]))
              for k in range(2)]  # fmt: skip
     for name, summaries in (("superposition", sparse), ("double-descent", sizes)):

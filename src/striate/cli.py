@@ -485,7 +485,7 @@ def lab(
     ],
     out: OutOption,
     preset: Annotated[
-        str, typer.Option("--preset", metavar="PRESET", help="quick (seconds) or paper.")
+        str, typer.Option("--preset", metavar="PRESET", help="quick, paper, or (docs/lab.md) more.")
     ] = "quick",
     settings: SetOption = None,
     seed: SeedOption = None,

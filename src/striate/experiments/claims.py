@@ -5,7 +5,8 @@ itself in one sentence, defines the measure that decides it (a function of one s
 summary.json) and a `Criterion` (a comparison and a threshold). `decide` turns the measure of
 every seed into one row of claims.json: the per-seed values, mean, sd and the verdict
 
-- `met`: the criterion holds for the mean and in at least 2/3 of the seeds;
+- `met`: the criterion holds for the mean and in at least 2/3 of the seeds (for `above 2 sd`,
+  the mean must clear the threshold by more than two sd over the seeds);
 - `mixed`: it holds in some seeds;
 - `not met`: in none.
 
@@ -31,7 +32,7 @@ import numpy as np
 
 from striate import store
 
-Op = Literal[">=", "<=", ">", "<", "between", "true"]
+Op = Literal[">=", "<=", ">", "<", "between", "true", "above 2 sd"]
 Verdict = Literal["met", "mixed", "not met"]
 VERDICTS: tuple[Verdict, ...] = ("met", "mixed", "not met")
 Summary = Mapping[str, Any]  # one seed's summary.json
@@ -39,8 +40,10 @@ Summary = Mapping[str, Any]  # one seed's summary.json
 
 @dataclass(frozen=True)
 class Criterion:
-    """A comparison fixed before the run: `>= 0.2`, `between 0.8 1.2`, or `true` (a yes/no
-    measure that must be yes; its mean is the share of seeds where it is)."""
+    """A comparison fixed before the run: `>= 0.2`, `between 0.8 1.2`, `true` (a yes/no
+    measure that must be yes; its mean is the share of seeds where it is), or `above 2 sd`
+    (each seed's value above the threshold, and the mean above it by more than two sd over the
+    seeds: a difference larger than the seed-to-seed spread)."""
 
     op: Op
     threshold: float | tuple[float, float] = 1.0
@@ -60,6 +63,8 @@ class Criterion:
         if self.op == "true":
             return x >= 0.5
         assert not isinstance(t, tuple)
+        if self.op == "above 2 sd":
+            return x > t
         return bool({">=": x >= t, "<=": x <= t, ">": x > t, "<": x < t}[self.op])
 
     def text(self, name: str = "x") -> str:
@@ -67,6 +72,8 @@ class Criterion:
 
         >>> Criterion("between", (0.8, 1.2)).text("ratio"), Criterion("true").text("grokked")
         ('0.8 <= ratio <= 1.2', 'grokked is true')
+        >>> Criterion("above 2 sd", 1.0).text("peak")
+        'peak > 1, the mean by more than 2 sd over the seeds'
         """
         t = self.threshold
         if self.op == "between":
@@ -75,7 +82,25 @@ class Criterion:
         if self.op == "true":
             return f"{name} is true"
         assert not isinstance(t, tuple)
+        if self.op == "above 2 sd":
+            return f"{name} > {t:g}, the mean by more than 2 sd over the seeds"
         return f"{name} {self.op} {t:g}"
+
+    def holds_for_mean(self, defined: Sequence[float]) -> bool:
+        """Whether the criterion holds for the mean of the defined per-seed values.
+
+        >>> c = Criterion("above 2 sd", 1.0)
+        >>> c.holds_for_mean([1.5, 1.6, 1.7]), c.holds_for_mean([1.1, 1.9, 1.2])
+        (True, False)
+        """
+        mean = float(np.mean(defined))
+        if self.op == "true":
+            return mean >= 2 / 3
+        if self.op == "above 2 sd":
+            sd = float(np.std(defined, ddof=1)) if len(defined) > 1 else 0.0
+            assert not isinstance(self.threshold, tuple)
+            return mean - 2 * sd > self.threshold
+        return self.holds(mean)
 
 
 @dataclass(frozen=True)
@@ -112,9 +137,11 @@ def verdict(values: Sequence[float | None], criterion: Criterion) -> Verdict:
     if not any(holds):
         return "not met"
     defined = [v for v in values if v is not None]
-    mean = float(np.mean(defined))
-    mean_holds = mean >= 2 / 3 if criterion.op == "true" else criterion.holds(mean)
-    return "met" if mean_holds and 3 * sum(holds) >= 2 * len(values) else "mixed"
+    return (
+        "met"
+        if criterion.holds_for_mean(defined) and 3 * sum(holds) >= 2 * len(values)
+        else "mixed"
+    )
 
 
 def decide(

@@ -26,7 +26,17 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from striate import store
-from striate.experiments.claims import Claim, Criterion
+from striate.experiments.double_descent_claims import (
+    MEMORIZED_RATIO,
+    SMALL_T,
+    UNEMBED_T,
+    claims,
+    memorization_claims,
+    pentagon_claims,
+    pentagon_error,
+    source_deviations,
+    weight_decay_claim,
+)
 from striate.experiments.figures import (
     curves,
     dimensionality_scatter,
@@ -38,22 +48,13 @@ from striate.experiments.figures import (
     size_heatmap,
 )
 from striate.experiments.setting import Setting
-from striate.experiments.toy.claims import Known, deviations, over_seeds, quote
+from striate.experiments.toy.claims import over_seeds
 from striate.experiments.toy.instance import Instance
 from striate.experiments.toy.lab import Lab
 from striate.experiments.toy.sweep import LabResult
 from striate.experiments.toy.train import TrainConfig
 from striate.render.style import style
 
-#: a training set counts as memorized when its loss is below this share of the test loss
-MEMORIZED_RATIO = 0.2
-#: a test-loss peak: the highest loss inside the sweep over the higher of the two ends
-PEAK_RATIO = 1.2
-#: the training points form a polygon: T x their mean dimensionality / m at least this
-POLYGON = 0.9
-#: features own the hidden space: some feature's dimensionality at least this (2/10: one
-#: corner of a regular decagon; a pentagon's corners have 2/5)
-FEATURE_DIMENSIONALITY = 0.2
 #: dataset sizes shown in the geometry figure
 GEOMETRY_PANELS = 12
 
@@ -83,11 +84,18 @@ class DoubleDescentConfig:
     replicates: int = 1  # seeds per (T, m)
     labels: str = "hard"  # unembed: "hard" (argmax class) or "soft" (x / sum(x))
     tied: bool = True  # unembed: logits = W^T W x + b; False: W2 W1 x + b
+    weight_decays: tuple[float, ...] = ()  # AdamW weight decays swept (empty: train's alone)
     train: TrainConfig = field(default_factory=lambda: _PAPER_TRAIN)
 
 
+def decays(c: DoubleDescentConfig) -> tuple[float, ...]:
+    """The weight decays swept: `weight_decays`, or the training config's one."""
+    return c.weight_decays or (c.train.weight_decay,)
+
+
 def sweep(c: DoubleDescentConfig) -> list[Instance]:
-    grid = [(m, T, r) for m in c.hidden for T in c.dataset_sizes for r in range(c.replicates)]
+    grid = [(m, wd, T, r) for m in c.hidden for wd in decays(c) for T in c.dataset_sizes
+            for r in range(c.replicates)]  # fmt: skip
     return [
         Instance(
             index=i,
@@ -101,22 +109,24 @@ def sweep(c: DoubleDescentConfig) -> list[Instance]:
             labels=c.labels,
             tied=c.tied,
             lr=c.train.lr,
-            weight_decay=c.train.weight_decay,
+            weight_decay=wd,
             replicate=r,
         )
-        for i, (m, T, r) in enumerate(grid)
+        for i, (m, wd, T, r) in enumerate(grid)
     ]
 
 
 def size_curves(result: LabResult) -> pd.DataFrame:
-    """Final metrics averaged over replicates, one row per (n_hidden, dataset_size).
+    """Final metrics averaged over replicates, one row per (n_hidden, weight_decay,
+    dataset_size).
     `max_feature_dimensionality`: the largest dimensionality of any feature of a model."""
     cols = ["train_loss", "test_loss", "train_accuracy", "test_accuracy", "probe_accuracy",
             "feature_dimensionality", "data_dimensionality", "represented",
             "max_feature_dimensionality"]  # fmt: skip
     top = result.features.groupby("instance")["dimensionality"].max()
     last = result.last().assign(max_feature_dimensionality=lambda t: t["instance"].map(top))
-    table: pd.DataFrame = last.groupby(["n_hidden", "dataset_size"], as_index=False)[cols].mean()
+    keys = ["n_hidden", "weight_decay", "dataset_size"]
+    table: pd.DataFrame = last.groupby(keys, as_index=False)[cols].mean()
     return table
 
 
@@ -153,21 +163,27 @@ def peak_ratio(test_loss: np.ndarray) -> float | None:
 def summarize(c: DoubleDescentConfig, result: LabResult) -> dict[str, Any]:
     table = size_curves(result)
     by_hidden = []
-    for m in c.hidden:
-        g = table[table["n_hidden"] == m].sort_values("dataset_size")
+    for m, wd in [(m, wd) for m in c.hidden for wd in decays(c)]:
+        g = table[(table["n_hidden"] == m) & (table["weight_decay"] == wd)]
+        g = g.sort_values("dataset_size")
         sizes, test = g["dataset_size"].to_numpy(), g["test_loss"].to_numpy()
         memorized = g["train_loss"] < MEMORIZED_RATIO * g["test_loss"]
         small, large = g.iloc[0], g.iloc[-1]
         by_hidden.append({
             "n_hidden": int(m),
+            "weight_decay": float(wd),
             **peak(sizes, test),
             "memorized_sizes": [int(t) for t in g.loc[memorized, "dataset_size"]],
             # the claims' measures (see CLAIMS)
             "smallest_train_test_ratio": float(small["train_loss"] / small["test_loss"]),
             "smallest_polygon": float(small["dataset_size"] * small["data_dimensionality"] / m),
+            "small_sets_polygon": _polygon_upto(g, m, SMALL_T),
+            "largest_represented": round(float(large["represented"] * c.n_features), 6),
+            "largest_pentagon_error": _pentagon_error(result, m, wd, int(large["dataset_size"])),
+            "at_memorization_size": _row_at(g, UNEMBED_T),
             "smallest_feature_dimensionality": float(small["max_feature_dimensionality"]),
             "largest_feature_dimensionality": float(large["max_feature_dimensionality"]),
-            "curve": g.drop(columns="n_hidden").to_dict("records"),
+            "curve": g.drop(columns=["n_hidden", "weight_decay"]).to_dict("records"),
         })  # fmt: skip
     first = by_hidden[0]
     return {
@@ -181,18 +197,65 @@ def summarize(c: DoubleDescentConfig, result: LabResult) -> dict[str, Any]:
         if c.dataset_sizes
         else False,
         **{k: first[k] for k in MEASURES},
+        "bump_shrink": bump_shrink(
+            [h["peak_ratio"] for h in by_hidden if h["n_hidden"] == c.hidden[0]]
+        ),
         "by_hidden": by_hidden,
     }
 
 
+def bump_shrink(ratios: list[float | None]) -> float | None:
+    """How much of the test-loss bump is left at the last weight decay swept against the first:
+    (peak ratio - 1) at the last over (peak ratio - 1) at the first; below 1 where it shrinks.
+    None with one weight decay, or without a bump at the first.
+
+    >>> bump_shrink([1.8, 1.2]), bump_shrink([1.8]), bump_shrink([0.9, 1.5])
+    (0.25, None, None)
+    """
+    if len(ratios) < 2 or ratios[0] is None or ratios[-1] is None or ratios[0] <= 1:
+        return None
+    return round((ratios[-1] - 1) / (ratios[0] - 1), 12)
+
+
 #: the claims' measures, for the first hidden size, at the top of summary.json
 MEASURES = ("peak_ratio", "smallest_train_test_ratio", "smallest_polygon",
-            "smallest_feature_dimensionality", "largest_feature_dimensionality")  # fmt: skip
+            "smallest_feature_dimensionality", "largest_feature_dimensionality",
+            "small_sets_polygon", "largest_represented", "largest_pentagon_error",
+            "at_memorization_size")  # fmt: skip
+
+
+def _polygon_upto(g: pd.DataFrame, m: int, limit: int) -> float | None:
+    """The smallest T x mean data dimensionality / m over the sizes T <= limit (1: the
+    training points spread as a regular polygon, each of dimensionality m/T)."""
+    small = g[g["dataset_size"] <= limit]
+    if small.empty:
+        return None
+    return float((small["dataset_size"] * small["data_dimensionality"] / m).min())
+
+
+def _row_at(g: pd.DataFrame, size: int) -> dict[str, float] | None:
+    """Train and test accuracy and loss at dataset size `size`, if it was swept."""
+    row = g[g["dataset_size"] == size]
+    cols = ["train_accuracy", "test_accuracy", "train_loss", "test_loss"]
+    return None if row.empty else {k: float(row.iloc[0][k]) for k in cols}
+
+
+def _pentagon_error(result: LabResult, m: int, wd: float, size: int) -> float | None:
+    """`pentagon_error` of the m=2 models trained on `size` points with weight decay `wd`,
+    averaged over replicates."""
+    found = [i for i in result.instances if i.n_hidden == m == 2 and i.weight_decay == wd
+             and i.dataset_size == size]  # fmt: skip
+    if not found:
+        return None
+    return float(np.mean([pentagon_error(result.final[i.index].features) for i in found]))
 
 
 def _pick(result: LabResult, m: int, sizes: list[int]) -> list[Instance]:
-    """The replicate-0 instance with hidden size m at each of `sizes`."""
-    found = {i.dataset_size: i for i in result.instances if i.n_hidden == m and i.replicate == 0}
+    """The replicate-0 instance with hidden size m (and the first weight decay) at each of
+    `sizes`."""
+    wd = min((i.index, i.weight_decay) for i in result.instances)[1]
+    found = {i.dataset_size: i for i in result.instances
+             if i.n_hidden == m and i.replicate == 0 and i.weight_decay == wd}  # fmt: skip
     return [found[t] for t in sizes if t in found]
 
 
@@ -210,6 +273,8 @@ def draw(c: DoubleDescentConfig, result: LabResult, out_dir: Path) -> list[str]:
         ]
         title = f"{c.model}, m=2: features (blue), training points (red)"
         written.append(save(draw_geometry(panels, title), out_dir, "geometry.png"))
+    if c.model == "unembed" and not c.tied and m0 == 2 and UNEMBED_T in sizes:
+        written.append(save(_anatomy_figure(result), out_dir, "unembedding_anatomy.png"))
     figure = _dimensionality_figure(c, result, _pick(result, m0, sizes))
     written.append(save(figure, out_dir, "dimensionality.png"))
     if len(c.hidden) > 1:
@@ -223,14 +288,21 @@ def run(c: DoubleDescentConfig, lab: Lab) -> Path:
 
 
 def _curves_figure(c: DoubleDescentConfig, table: pd.DataFrame) -> Figure:
-    """Loss and accuracy against T for the first hidden size (the heatmaps show the rest)."""
+    """Loss and accuracy against T for the first hidden size (the heatmaps show the rest) and
+    the first weight decay; the test loss at every other weight decay swept beside them."""
     loss = "cross-entropy" if c.model == "unembed" else "importance-weighted MSE"
-    g = table[table["n_hidden"] == c.hidden[0]].sort_values("dataset_size")
+    first = table[table["n_hidden"] == c.hidden[0]].sort_values("dataset_size")
+    wds = decays(c)
+    g = first[first["weight_decay"] == wds[0]]
     x = g["dataset_size"].to_numpy()
+    tag = f", weight decay {wds[0]:g}" if len(wds) > 1 else ""
     losses = [
-        ("test", g["test_loss"].to_numpy(), "C3"),
-        ("train", g["train_loss"].to_numpy(), "C0"),
+        ("test" + tag, g["test_loss"].to_numpy(), "C3"),
+        ("train" + tag, g["train_loss"].to_numpy(), "C0"),
     ]
+    for k, wd in enumerate(wds[1:]):
+        other = first[first["weight_decay"] == wd]["test_loss"].to_numpy()
+        losses.append((f"test, weight decay {wd:g}", other, f"C{k + 4}"))
     accuracies = [
         ("test", g["test_accuracy"].to_numpy(), "C3"),
         ("train", g["train_accuracy"].to_numpy(), "C0"),
@@ -245,6 +317,21 @@ def _curves_figure(c: DoubleDescentConfig, table: pd.DataFrame) -> Figure:
         guarded(ax_acc, partial(curves, x=x, series=accuracies, ylabel="argmax accuracy",
                                 log_y=False))  # fmt: skip
     return fig
+
+
+def _anatomy_figure(result: LabResult) -> Figure:
+    """The source's memorization picture of the untied unembedding at T = 500: W1's columns
+    (its square), the training points' hidden vectors W1 x (its rose), W2's rows (its circle)."""
+    inst = _pick(result, 2, [UNEMBED_T])[0]
+    final = result.final[inst.index]
+    none = np.zeros((0, 2))
+    panels = [
+        ("W1 columns (square)", final.features, None),
+        ("hidden W1 x (rose)", none, final.hidden),
+        ("W2 rows (circle)", final.params["W2"], None),
+    ]
+    title = f"unembed, m=2, T = {UNEMBED_T}: the memorizing model's weights"
+    return draw_geometry(panels, title)
 
 
 def _dimensionality_figure(
@@ -263,6 +350,7 @@ def _dimensionality_figure(
 
 
 def _heatmap_figure(c: DoubleDescentConfig, table: pd.DataFrame) -> Figure:
+    table = table[table["weight_decay"] == decays(c)[0]]
     sizes = sorted(int(t) for t in table["dataset_size"].unique())
     hidden = sorted(int(m) for m in table["n_hidden"].unique())
     with style():
@@ -278,117 +366,12 @@ def _heatmap_figure(c: DoubleDescentConfig, table: pd.DataFrame) -> Figure:
     return fig
 
 
-# --- claims, deviations and figures over seeds -------------------------------------------------
-
-_FEATURE_LEARNING = ("The double descent phenomenon seems to be quite consistent across "
-                     "different settings, i.e. models go from memorization to feature learning "
-                     "when presented with more data")  # fmt: skip
-_HENIGHAN = "Henighan et al. 2023"
-
-
-def claims(peak_quote: str, memorized_quote: str, features_quote: str) -> tuple[Claim, ...]:
-    """The four claims of a double-descent setting, each with the source's words for it."""
-    return (
-        Claim(
-            "test-loss-peak",
-            quote(
-                peak_quote,
-                "it seems like the network is “confused” (e.g. has much higher "
-                "test loss) when it is right between memorization and generalization",
-            ),
-            "The test loss peaks at a dataset size between the small-data (memorizing) and "
-            "large-data (generalizing) regimes.",
-            "the highest test loss at a T strictly inside the sweep over the higher of the test "
-            "losses at the smallest and the largest T (first hidden size, averaged over "
-            f"replicates; 1: no rise between the ends); {PEAK_RATIO}: 'much higher', a fifth "
-            "above both ends",
-            Criterion(">=", PEAK_RATIO),
-            lambda s: s["peak_ratio"],
-        ),
-        Claim(
-            "memorizes-small-sets",
-            quote(memorized_quote, note=f"{_HENIGHAN}: small training sets are memorized"),
-            "The smallest training set is memorized: its loss is far below the test loss.",
-            "train loss over test loss at the smallest T (first hidden size, averaged over "
-            f"replicates); {MEMORIZED_RATIO}: memorized",
-            Criterion("<=", MEMORIZED_RATIO),
-            lambda s: s["smallest_train_test_ratio"],
-        ),
-        Claim(
-            "small-set-polygon",
-            quote(
-                memorized_quote,
-                note=f"{_HENIGHAN}: the hidden vectors of a memorized set "
-                "form a regular polygon, each point of dimensionality m/T",
-            ),
-            "The hidden vectors of the smallest training set share the m hidden dimensions "
-            "evenly, as a polygon.",
-            "T x the mean dimensionality of the training points' hidden vectors / m at the "
-            "smallest T (dimensionality D_t = ||h_t||^2 / sum_s (h_t_hat . h_s)^2; the sum over "
-            "the points is at most m, with equality for points spread evenly, as a regular "
-            f"polygon: 1); {POLYGON}: a polygon up to a tenth",
-            Criterion(">=", POLYGON),
-            lambda s: s["smallest_polygon"],
-        ),
-        Claim(
-            "features-at-large-sets",
-            quote(
-                features_quote,
-                note=f"{_HENIGHAN}: at large T a few features take the "
-                "hidden dimensions, as a polygon, and the data points do not",
-            ),
-            "At the largest training set the model has learned features: a few features, "
-            "not the data points, take the hidden dimensions.",
-            "the largest dimensionality of any feature W_i (D_i = ||W_i||^2 / sum_j (W_i_hat . "
-            "W_j)^2) at the largest T (first hidden size, averaged over replicates); "
-            f"{FEATURE_DIMENSIONALITY}: a corner of a regular decagon or fewer features "
-            "(memorizing models spread the hidden space over many features)",
-            Criterion(">=", FEATURE_DIMENSIONALITY),
-            lambda s: s["largest_feature_dimensionality"],
-        ),
-    )
-
-
-def _known(c: DoubleDescentConfig) -> list[Known]:
-    henighan = "the source follows Henighan et al.'s setting and schedule:"
-    known = [
-        Known("n_features", 1000, "the source has n = 1,000 (Henighan et al.: 10,000)"),
-        Known("hidden", (2,), "the source's m = 2"),
-        Known("sparsity", 0.99, "the source has S = 0.99 (Henighan et al.: 0.999)"),
-        Known("importance", "uniform", "Henighan et al.'s features are equally important"),
-        Known("unit_norm", True, "the source scales every input to unit norm"),
-        Known("train.steps", 50_000, f"{henighan} 50,000 full-batch steps"),
-        Known("train.schedule", "cosine", f"{henighan} warmup, then cosine decay"),
-        Known("train.warmup", 0.05, f"{henighan} 2,500 warmup steps of 50,000"),
-        Known("train.lr", 1e-3, f"{henighan} AdamW at lr 1e-3"),
-        Known("train.weight_decay", 1e-2, f"{henighan} weight decay 1e-2"),
-        Known("train.bias_init", "zero", "the source initializes the bias with zeros"),
-    ]
-    if c.model == "unembed":
-        known += [Known("labels", "hard", "the source's main setting has hard labels"),
-                  Known("tied", True, "the source's unembedding is tied: W^T W x + b")]  # fmt: skip
-    return known
-
-
-def source_deviations(c: DoubleDescentConfig) -> list[str]:
-    """How a double-descent config differs from the source's setting for its model."""
-    always = [
-        "AdamW's weight decay also applies to the biases (the source does not say).",
-        "The source's dataset sizes and the position of its peak are in figures the seed text "
-        "does not give ('We also cut off the dataset size much earlier than in the original "
-        "paper'): the peak's position is reported, not compared with the source's.",
-    ]
-    if c.model == "mlp":
-        always.append(
-            "The source also sweeps the MLP's hidden size (its T x m heatmaps, with sizes the "
-            "seed text does not give); the claims read the first m swept."
-        )
-    compared = ("dataset_sizes", "replicates", "train.test_size", "train.weight_init")
-    return deviations(c, _known(c), _PAPER[c.model], compared, always)
+# --- figures over seeds and the settings ---------------------------------------------------
 
 
 def _curve_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
-    return [{**r, "n_hidden": h["n_hidden"]} for h in summary["by_hidden"] for r in h["curve"]]
+    return [{**r, "n_hidden": h["n_hidden"], "weight_decay": h.get("weight_decay")}
+            for h in summary["by_hidden"] for r in h["curve"]]  # fmt: skip
 
 
 def draw_seeds(seed_dirs: list[Path], figures: Path) -> list[str]:
@@ -397,11 +380,19 @@ def draw_seeds(seed_dirs: list[Path], figures: Path) -> list[str]:
     table = over_seeds(seed_dirs, _curve_rows)
     model = store.read_json(seed_dirs[0] / "summary.json")["model"]
     title = f"{model}: loss and features against T, mean ± sd over {len(seed_dirs)} seeds"
-    hue = "n_hidden" if table["n_hidden"].nunique() > 1 else None
+    varies = [k for k in ("n_hidden", "weight_decay") if table[k].nunique() > 1]
+    hue = varies[0] if varies else None
     panels = ["test_loss", "train_loss", "max_feature_dimensionality"]
     return [draw_sweep(table, "dataset_size", panels, figures / "double_descent_seeds.png",
                        title, hue=hue, log_x=True)]  # fmt: skip
 
+
+_FEATURE_LEARNING = ("The double descent phenomenon seems to be quite consistent across "
+                     "different settings, i.e. models go from memorization to feature learning "
+                     "when presented with more data")  # fmt: skip
+_DD_QUOTE = ("We can also reproduce the progression from memorization to generalization in "
+             "the columns of W (blue) and hidden activations (red) and the findings on "
+             "dimensionality")  # fmt: skip
 
 _QUICK = DoubleDescentConfig(
     n_features=100,
@@ -412,33 +403,85 @@ _QUICK = DoubleDescentConfig(
 
 #: the paper presets: the source's setting for each model, as far as one CPU core allows
 _PAPER = {
-    "relu-output": DoubleDescentConfig(),
+    "relu-output": DoubleDescentConfig(dataset_sizes=log_sizes(10, 5000, 15)),
     "mlp": DoubleDescentConfig(model="mlp", dataset_sizes=log_sizes(10, 2000, 12)),
-    "unembed": DoubleDescentConfig(model="unembed", train=replace(_PAPER_TRAIN, steps=8000)),
+    "unembed": DoubleDescentConfig(
+        model="unembed", tied=False, train=replace(_PAPER_TRAIN, steps=8000)
+    ),
 }
+
+_deviations = partial(source_deviations, paper=_PAPER)
 
 DOUBLE_DESCENT = Setting(
     name="double-descent",
     about="Henighan et al. (2023) as repeated by Hobbhahn (2023): the ReLU output model, "
-    "n=1000, m=2, S=0.99, unit-norm inputs, on training sets of 10 to 3,000 points",
-    presets={"quick": _QUICK, "paper": _PAPER["relu-output"]},
+    "n=1000, m=2, S=0.99, unit-norm inputs, on training sets of 10 to 5,000 points",
+    presets={
+        "quick": _QUICK,
+        "paper": _PAPER["relu-output"],
+        # the T x m heatmaps of Henighan et al. and Hobbhahn, m in 1..6 (the claims read m=2,
+        # swept first): six paper sweeps, ~4 hours a seed on one CPU core
+        "heatmaps": replace(_PAPER["relu-output"], hidden=(2, 1, 3, 4, 5, 6)),
+    },
     engine=Lab,
     run=run,
-    claims=claims(
-        "We replicate the double descent phenomenon discussed in the memorization paper",
-        "We can also reproduce the progression from memorization to generalization in the "
-        "columns of W (blue) and hidden activations (red) and the findings on dimensionality",
-        "We can also reproduce the progression from memorization to generalization in the "
-        "columns of W (blue) and hidden activations (red) and the findings on dimensionality",
+    claims=(
+        *claims(
+            "We replicate the double descent phenomenon discussed in the memorization paper",
+            _DD_QUOTE,
+            _DD_QUOTE,
+            peak_2sd=True,
+        )[:2],
+        *pentagon_claims(_DD_QUOTE),
     ),
-    deviations=source_deviations,
+    deviations=_deviations,
+    draw_seeds=draw_seeds,
+)
+
+_WD_PAPER = replace(_PAPER["relu-output"], hidden=(4,), weight_decays=(1e-2, 1.0))
+
+
+def _wd_deviations(c: DoubleDescentConfig) -> list[str]:
+    """The ReLU output model's deviations, less m and weight decay (this setting's own)."""
+    own = ("hidden = ", "weight_decays = ", "train.weight_decay = ")
+    return [d for d in _deviations(c) if not d.startswith(own)] + [
+        "The seed text does not run this comparison: issue 23 asks it of Henighan et al.'s "
+        "setting, m = 4 with weight decay 1.0 against 1e-2."
+    ]
+
+
+DOUBLE_DESCENT_WEIGHT_DECAY = Setting(
+    name="double-descent-weight-decay",
+    about="the double-descent sweep of the ReLU output model at m=4, with weight decay 1e-2 "
+    "and 1.0: does strong weight decay shrink the test-loss bump?",
+    presets={
+        "quick": replace(_QUICK, hidden=(4,), weight_decays=(1e-2, 1.0)),
+        "paper": _WD_PAPER,
+    },
+    engine=Lab,
+    run=run,
+    claims=(
+        claims(
+            "We replicate the double descent phenomenon discussed in the memorization paper",
+            _DD_QUOTE,
+            _DD_QUOTE,
+            peak_2sd=True,
+        )[0],
+        weight_decay_claim(),
+    ),
+    deviations=_wd_deviations,
     draw_seeds=draw_seeds,
 )
 
 MLP_DOUBLE_DESCENT = Setting(
     name="mlp-double-descent",
     about="Hobbhahn (2023): double descent of an MLP block (W2 ReLU(W1 x + b1) + b2), MSE",
-    presets={"quick": replace(_QUICK, model="mlp"), "paper": _PAPER["mlp"]},
+    presets={
+        "quick": replace(_QUICK, model="mlp"),
+        "paper": _PAPER["mlp"],
+        # issue 23's hidden-size sweep of the MLP (the claims read m=2): ~4x the paper sweep
+        "hidden-sizes": replace(_PAPER["mlp"], hidden=(2, 5, 10, 20)),
+    },
     engine=Lab,
     run=run,
     claims=claims(
@@ -448,14 +491,14 @@ MLP_DOUBLE_DESCENT = Setting(
         "we see that the network learns features after the transition since the test accuracy "
         "is beyond random guessing level",
     ),
-    deviations=source_deviations,
+    deviations=_deviations,
     draw_seeds=draw_seeds,
 )
 
 UNEMBEDDING = Setting(
     name="unembedding",
-    about="Hobbhahn (2023): a toy unembedding, logits W^T W x + b, cross-entropy, hard labels",
-    presets={"quick": replace(_QUICK, model="unembed"), "paper": _PAPER["unembed"]},
+    about="Hobbhahn (2023): a toy unembedding, logits W2 W1 x + b, cross-entropy, hard labels",
+    presets={"quick": replace(_QUICK, model="unembed", tied=False), "paper": _PAPER["unembed"]},
     engine=Lab,
     run=run,
     claims=claims(
@@ -463,8 +506,43 @@ UNEMBEDDING = Setting(
         "we find that the double descent phenomenon still holds in this setting",
         _FEATURE_LEARNING,
     ),
-    deviations=source_deviations,
+    deviations=_deviations,
     draw_seeds=draw_seeds,
 )
 
-__all__ = ["DOUBLE_DESCENT", "MLP_DOUBLE_DESCENT", "UNEMBEDDING", "DoubleDescentConfig"]
+#: the source's memorization setting of the toy unembedding, alone: T = 500, the source's
+#: 50,000 steps (at 8,000, as in the sweep, train accuracy stops near 0.4), ~6 minutes a seed
+_MEMORIZATION = replace(
+    _PAPER["unembed"],
+    dataset_sizes=(UNEMBED_T,),
+    train=replace(_PAPER_TRAIN, steps=50_000, log_every=5000),
+)
+
+UNEMBEDDING_MEMORIZATION = Setting(
+    name="unembedding-memorization",
+    about="Hobbhahn (2023): the toy unembedding (W2 W1 x + b, cross-entropy) memorizing 500 "
+    "points: 100% train accuracy, 0% test accuracy, W1 a square, W2 a circle",
+    presets={
+        "quick": replace(
+            _MEMORIZATION,
+            n_features=100,
+            sparsity=0.9,
+            train=replace(_QUICK.train, steps=3000, test_size=1000),
+        ),
+        "paper": _MEMORIZATION,
+    },
+    engine=Lab,
+    run=run,
+    claims=memorization_claims(),
+    deviations=partial(source_deviations, paper={"unembed": _MEMORIZATION}),
+    draw_seeds=None,
+)
+
+__all__ = [
+    "DOUBLE_DESCENT",
+    "DOUBLE_DESCENT_WEIGHT_DECAY",
+    "MLP_DOUBLE_DESCENT",
+    "UNEMBEDDING",
+    "UNEMBEDDING_MEMORIZATION",
+    "DoubleDescentConfig",
+]

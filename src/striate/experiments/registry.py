@@ -10,7 +10,13 @@ from typing import Any
 
 from striate.errors import StriateError
 from striate.experiments.banding import BANDING
-from striate.experiments.double_descent import DOUBLE_DESCENT, MLP_DOUBLE_DESCENT, UNEMBEDDING
+from striate.experiments.double_descent import (
+    DOUBLE_DESCENT,
+    DOUBLE_DESCENT_WEIGHT_DECAY,
+    MLP_DOUBLE_DESCENT,
+    UNEMBEDDING,
+    UNEMBEDDING_MEMORIZATION,
+)
 from striate.experiments.gpt_specimen import GPT_SPECIMEN
 from striate.experiments.grokking import GROKKING
 from striate.experiments.grokking_transformer import GROKKING_TRANSFORMER
@@ -30,8 +36,10 @@ SETTINGS: dict[str, Setting[Any, Any]] = {
         LINEAR,
         PRIVILEGED,
         DOUBLE_DESCENT,
+        DOUBLE_DESCENT_WEIGHT_DECAY,
         MLP_DOUBLE_DESCENT,
         UNEMBEDDING,
+        UNEMBEDDING_MEMORIZATION,
         RECONSTRUCTION,
         # experiments: the spectral dynamics of weights, and weight banding
         GROKKING,
