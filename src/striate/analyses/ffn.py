@@ -45,7 +45,7 @@ from striate.analyses.ffn_distribution import (
 
 __all__ = ["FFNConfig", "ffn_layer_summary", "ffn_neurons", "neuron_vectors", "two_clusters"]
 
-_CHUNK_VALUES = 1 << 22  # float64 values per chunk of rows (32 MB)
+_CHUNK_VALUES = 1 << 17  # float64 values per matrix and chunk of rows (1 MB: in cache)
 
 
 @dataclass(frozen=True)
@@ -101,13 +101,19 @@ def neuron_vectors(w: np.ndarray, residual_axis: int) -> np.ndarray:
 
 
 def _row_grams(mats: list[np.ndarray]) -> np.ndarray:
-    """out[i, j, r] = <mats[i][r], mats[j][r]> in float64, shape (k, k, n), chunk by chunk."""
+    """out[i, j, r] = <mats[i][r], mats[j][r]> in float64, shape (k, k, n), chunk by chunk of
+    rows small enough to stay in cache, each pair once."""
     n, d = mats[0].shape
-    out = np.empty((len(mats), len(mats), n))
+    k = len(mats)
+    out = np.empty((k, k, n))
     step = max(1, _CHUNK_VALUES // max(d, 1))
     for s in range(0, n, step):
-        rows = np.stack([m[s : s + step].astype(np.float64) for m in mats])  # (k, c, d)
-        out[:, :, s : s + step] = np.einsum("icd,jcd->ijc", rows, rows)
+        rows = [m[s : s + step].astype(np.float64) for m in mats]  # k x (c, d)
+        for i in range(k):
+            for j in range(i + 1):
+                out[i, j, s : s + step] = out[j, i, s : s + step] = np.einsum(
+                    "cd,cd->c", rows[i], rows[j]
+                )
     return out
 
 

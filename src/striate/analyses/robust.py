@@ -92,6 +92,13 @@ def _line_groups(a: np.ndarray, axis: int) -> Iterator[tuple[np.ndarray, np.ndar
     Usually there is one group: a single copy of `a`, laid out so that lines are contiguous.
     """
     x = a if axis == 1 else a.T  # (n_lines, length)
+    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf, a float64 overflow
+        total = a.sum(dtype=np.float64)
+    if np.isfinite(total):  # every value finite (a NaN or inf would show; float64 sums of
+        # float32 or narrower values cannot overflow): one read, no masks
+        if x.shape[1]:
+            yield np.arange(x.shape[0]), np.array(x, order="C"), x.shape[1]
+        return
     n_bad = np.count_nonzero(~np.isfinite(x), axis=1)
     for k in np.unique(n_bad):
         n_ok = x.shape[1] - int(k)
