@@ -163,7 +163,10 @@ def main() -> None:
         "In-call: the analysis alone, reading apart; whole process: start to exit, "
         "imports and reading included. Peak memory: the process's own peak resident set "
         "(VmHWM), imports included. Agreement: the largest relative difference from "
-        "WeightWatcher's defaults over the matrices.",
+        "WeightWatcher's defaults over the matrices. The floor's Gram loses the singular "
+        "values the metrics need (the median, or any below 1e-4 s_1 that are wanted) on the "
+        "matrices counted in the last column; striate takes the SVD of those, the floor "
+        "does not.",
         "",
         ww.markdown(spectra),
         "",
