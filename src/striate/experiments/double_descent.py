@@ -534,7 +534,11 @@ UNEMBEDDING_MEMORIZATION = Setting(
     engine=Lab,
     run=run,
     claims=memorization_claims(),
-    deviations=partial(source_deviations, paper={"unembed": _MEMORIZATION}),
+    deviations=lambda c: [
+        d
+        for d in source_deviations(c, {"unembed": _MEMORIZATION})
+        if not d.startswith("The source's dataset sizes")
+    ],  # T is given
     draw_seeds=None,
 )
 
