@@ -111,13 +111,15 @@ def wait_for(run_dir: Path, n: int, running: Callable[[], bool]) -> None:
 def test_stopped_scans_resume_to_the_uninterrupted_tables(
     tmp_path: Path, analysed: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    model = llama(tmp_path / "model", d=384, f=768, layers=3)
+    # layers enough that the command is still running when its first tensor is cached (with one
+    # job per core, a 3-layer scan could end before the signal arrives on a loaded machine)
+    model = llama(tmp_path / "model", d=384, f=768, layers=8)
     reference = scan(model, tmp_path / "reference", config=NO_IMAGES)
     n = len(reference.tensors)
     run_dir = tmp_path / "run"
     # Ctrl-C on the command line after the first tensor
     command = [sys.executable, "-m", "striate", "scan", str(model), "--out", str(run_dir),
-               "--no-images", "--quiet"]  # fmt: skip
+               "--no-images", "--quiet", "--jobs", "1"]  # fmt: skip
     proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     wait_for(run_dir, 1, lambda: proc.poll() is None)
     proc.send_signal(signal.SIGINT)
