@@ -30,6 +30,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,24 @@ def matrices(ckpt: Any) -> list[str]:
     ]  # fmt: skip
 
 
+def read_then_map(
+    model: str, fn: Callable[[tuple[str, np.ndarray]], dict[str, Any]], jobs: int
+) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Every matrix read into memory (`load_s`), then `fn` of each on `jobs` threads of one
+    BLAS thread each (`analyze_s`): one row per matrix."""
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+
+    import striate
+
+    start = time.perf_counter()
+    with striate.open(model) as ckpt:
+        loaded = [(name, ckpt.read(name)) for name in matrices(ckpt)]
+    read = time.perf_counter()
+    with threadpool_limits(1), ThreadPoolExecutor(jobs) as pool:
+        rows = list(pool.map(fn, loaded))
+    return pd.DataFrame(rows), {"load_s": read - start, "analyze_s": time.perf_counter() - read}
+
+
 def run_striate(
     model: str, jobs: int = 2, gram: str = "float64"
 ) -> tuple[pd.DataFrame, dict[str, float]]:
@@ -62,9 +81,6 @@ def run_striate(
     the matrices read into memory first as the floor's are (reading is `load_s`, outside the
     in-call time: SmolLM2's GGUF blocks are dequantized there); `floor` = the rank tolerance,
     as the scan."""
-    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
-
-    import striate
     from striate.analyses.spectrum import (
         SpectrumConfig,
         as_matrix,
@@ -82,14 +98,8 @@ def run_striate(
         s = singular_values(m, floor=rank_tolerance(m.shape, config), gram=gram)
         return {"name": name.replace(".", "_"), **spectrum_metrics(s, m.shape, config)}
 
-    start = time.perf_counter()
-    with striate.open(model) as ckpt:
-        loaded = [(name, ckpt.read(name)) for name in matrices(ckpt)]
-    read = time.perf_counter()
-    with threadpool_limits(1), ThreadPoolExecutor(jobs) as pool:
-        rows = list(pool.map(metrics, loaded))
-    table = pd.DataFrame(rows).rename(columns={"spectral_norm": "s1"})
-    return table, {"load_s": read - start, "analyze_s": time.perf_counter() - read}
+    table, times = read_then_map(model, metrics, jobs)
+    return table.rename(columns={"spectral_norm": "s1"}), times
 
 
 def run_weightwatcher(model: str, mp_fit: bool = False) -> tuple[pd.DataFrame, dict[str, float]]:
@@ -121,9 +131,6 @@ def run_floor(model: str, jobs: int = 2) -> tuple[pd.DataFrame, dict[str, float]
     """float64 Gram + eigvalsh of every matrix, read into memory first (reading apart), on
     `jobs` threads of one BLAS thread each (faster than one thread of two BLAS threads on
     matrices this small: the least the machine can do)."""
-    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
-
-    import striate
     from striate.analyses.spectrum import SpectrumConfig, _needs_svd, rank_tolerance
 
     def s1(item: tuple[str, np.ndarray]) -> dict[str, Any]:
@@ -136,13 +143,7 @@ def run_floor(model: str, jobs: int = 2) -> tuple[pd.DataFrame, dict[str, float]
         inexact = _needs_svd(lam[::-1], rank_tolerance(m.shape, SpectrumConfig()))
         return {"name": name.replace(".", "_"), "s1": float(np.sqrt(lam[-1])), "svd": inexact}
 
-    start = time.perf_counter()
-    with striate.open(model) as ckpt:
-        loaded = [(name, ckpt.read(name)) for name in matrices(ckpt)]
-    read = time.perf_counter()
-    with threadpool_limits(1), ThreadPoolExecutor(jobs) as pool:
-        rows = list(pool.map(s1, loaded))
-    return pd.DataFrame(rows), {"load_s": read - start, "analyze_s": time.perf_counter() - read}
+    return read_then_map(model, s1, jobs)
 
 
 MODES = {
