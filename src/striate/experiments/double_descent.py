@@ -534,11 +534,7 @@ UNEMBEDDING_MEMORIZATION = Setting(
     engine=Lab,
     run=run,
     claims=memorization_claims(),
-    deviations=lambda c: [
-        d
-        for d in source_deviations(c, {"unembed": _MEMORIZATION})
-        if not d.startswith("The source's dataset sizes")
-    ],  # T is given
+    deviations=partial(source_deviations, paper={"unembed": _MEMORIZATION}, sweep=False),
     draw_seeds=None,
 )
 
