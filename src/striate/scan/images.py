@@ -1,7 +1,8 @@
 """A scanned tensor's pictures: its image, and its spectrum's and banding's when asked.
 
-`draw_images` is what the scan runs for each tensor (in a drawing process with `--jobs`);
-`image_name` names every per-tensor picture a run directory holds.
+`draw_images` is what the scan runs for each tensor: in the analysis thread when only the raster
+renderer draws (PIL, no global state), in a drawing process with `--jobs` when matplotlib does
+(`uses_matplotlib`); `image_name` names every per-tensor picture a run directory holds.
 """
 
 from __future__ import annotations
@@ -28,6 +29,15 @@ def image_name(position: int, name: str) -> str:
     """A file name for a tensor's image: its position (unique) and a readable, safe stem."""
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")[:120] or "tensor"
     return f"{position:04d}_{stem}.png"
+
+
+def uses_matplotlib(result: TensorResult, config: ScanConfig) -> bool:
+    """Whether any of the tensor's pictures is drawn by matplotlib (global state, holds the GIL)."""
+    return (
+        config.images.renderer == "matplotlib"
+        or (result.singular_values is not None and config.images.spectra)
+        or (result.banding is not None and config.banding.images)
+    )
 
 
 def draw_images(

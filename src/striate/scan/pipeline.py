@@ -38,7 +38,7 @@ from striate.scan.cache import TensorCache
 from striate.scan.config import STAGES, ScanConfig
 from striate.scan.ffn import FFNCollector, default_layers, ffn_figure_calls, ffn_tables
 from striate.scan.heap import HeapTrimmer
-from striate.scan.images import IMAGE_COLUMNS, draw_images
+from striate.scan.images import IMAGE_COLUMNS, draw_images, uses_matplotlib
 from striate.scan.spectra import depth_figure_calls, spectra_table
 from striate.scan.tensor import TensorResult, analyse_tensor, base_row, failed_result
 from striate.scan.workers import Clock, Workers
@@ -241,8 +241,8 @@ class _Scan:
                 try:
                     with Clock(task.seconds)("images"):
                         result.row |= self.workers.draw(
-                            draw_images, self.out_dir, task.position, w, part, result,
-                            self.heads, config,
+                            uses_matplotlib(result, config), draw_images, self.out_dir,
+                            task.position, w, part, result, self.heads, config,
                         )  # fmt: skip
                 except Exception as exc:  # a figure that fails loses only itself
                     if store.disk_full(exc):

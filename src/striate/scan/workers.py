@@ -44,8 +44,10 @@ class Workers:
     """`jobs` analysis threads and, when the scan draws, `jobs` drawing processes; with one
     job, each analysis and figure runs at once in this thread.
 
-    Figures go to processes because matplotlib holds the GIL and its settings are global:
-    threads would draw one at a time, and drawing is most of a scan with images. On Linux the
+    Figures drawn by matplotlib go to processes because it holds the GIL and its settings are
+    global: threads would draw one at a time. Tensor images of the raster renderer (the
+    default) are drawn in the analysis thread: PIL and numpy release the GIL, and pickling a
+    large tensor to a process costs more than drawing it. On Linux the
     drawing processes are forked here, before any thread of the scan starts (they inherit the
     imports: no start-up cost, and a user's script is not run again, as `spawn` would); they
     ignore Ctrl-C, which this process handles."""
@@ -69,9 +71,10 @@ class Workers:
         future.set_result(fn(*args))  # the scan's compute returns failures, it never raises them
         return future
 
-    def draw(self, fn: Callable[..., _T], *args: Any) -> _T:
-        """`fn(*args)`, in a drawing process when there are several jobs."""
-        if self._drawers is None:
+    def draw(self, matplotlib: bool, fn: Callable[..., _T], *args: Any) -> _T:
+        """`fn(*args)`: in a drawing process when it uses `matplotlib` and there are several
+        jobs; else here (PIL drawing releases the GIL, and a tensor is not copied to a process)."""
+        if self._drawers is None or not matplotlib:
             return fn(*args)
         return self._drawers.submit(fn, *args).result()
 
