@@ -6,6 +6,7 @@ quick presets)."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -227,6 +228,37 @@ def test_double_descent_claims_on_a_planted_sweep() -> None:
                                              largest=bunched))  # fmt: skip
     assert summary["largest_pentagon_error"] == pytest.approx(168.0)
     assert _verdicts("double-descent", summary)["pentagon-at-large-sets"] == "not met"
+
+
+def test_unembedding_memorization_claims_read_the_square_and_the_circle() -> None:
+    """The untied unembedding at T = 500: W1's columns on a square's edge, W2's rows on a
+    circle (the source's pictures), and the verdicts turn when the shapes swap."""
+    t = np.linspace(-1, 1, 25)
+    square = np.vstack([np.c_[t, np.ones_like(t)], np.c_[np.ones_like(t), -t]])  # (50, 2)
+    a = np.linspace(0, 2 * np.pi, 50, endpoint=False)
+    circle = 0.7 * np.c_[np.cos(a), np.sin(a)]
+    c = DoubleDescentConfig(model="unembed", tied=False, n_features=50,
+                            dataset_sizes=tuple(SIZES))  # fmt: skip
+
+    def summary(w1: np.ndarray, w2: np.ndarray) -> dict[str, Any]:
+        sweep = _size_sweep([1.0, 1.5, 2.0, 0.9], [0.1, 0.5, 0.8, 0.85])
+        sweep.final[3] = Final(params={"W1": w1.T, "W2": w2}, features=w1, bias=np.zeros(50),
+                               hidden=None, importance=np.ones(50))  # fmt: skip
+        return summarize_sizes(c, sweep)
+
+    at = summary(square, circle)["at_memorization_size"]
+    assert at["w1_squareness"] == 1.0  # the L-infinity norms all 1
+    assert at["w2_squareness"] == pytest.approx(0.0, abs=1e-12)  # the L2 norms all 0.7
+    filled = np.random.default_rng(0).uniform(-1, 1, (50, 2))
+    assert 0.3 < summary(filled, circle)["at_memorization_size"]["w1_squareness"] < 0.7
+    verdicts = _verdicts("unembedding-memorization", summary(square, circle))
+    assert verdicts == dict.fromkeys(verdicts, "met")  # train 1.0, test 0.001, the shapes
+    swapped = _verdicts("unembedding-memorization", summary(circle, square))
+    assert swapped["w1-square"] == swapped["w2-circle"] == "not met"
+    tied = summarize_sizes(
+        replace(c, tied=True), _size_sweep([1.0, 1.5, 2.0, 0.9], [0.1, 0.5, 0.8, 0.85])
+    )
+    assert "w1_squareness" not in tied["at_memorization_size"]  # one matrix: no W2 to read
 
 
 def test_the_peak_must_clear_both_ends_by_two_sd_over_seeds() -> None:

@@ -35,6 +35,7 @@ from striate.experiments.double_descent_claims import (
     pentagon_claims,
     pentagon_error,
     source_deviations,
+    squareness,
     weight_decay_claim,
 )
 from striate.experiments.figures import (
@@ -180,7 +181,7 @@ def summarize(c: DoubleDescentConfig, result: LabResult) -> dict[str, Any]:
             "small_sets_polygon": _polygon_upto(g, m, SMALL_T),
             "largest_represented": round(float(large["represented"] * c.n_features), 6),
             "largest_pentagon_error": _pentagon_error(result, m, wd, int(large["dataset_size"])),
-            "at_memorization_size": _row_at(g, UNEMBED_T),
+            "at_memorization_size": _at_memorization(c, result, g, m, wd),
             "smallest_feature_dimensionality": float(small["max_feature_dimensionality"]),
             "largest_feature_dimensionality": float(large["max_feature_dimensionality"]),
             "curve": g.drop(columns=["n_hidden", "weight_decay"]).to_dict("records"),
@@ -240,6 +241,21 @@ def _row_at(g: pd.DataFrame, size: int) -> dict[str, float] | None:
     return None if row.empty else {k: float(row.iloc[0][k]) for k in cols}
 
 
+def _at_memorization(
+    c: DoubleDescentConfig, result: LabResult, g: pd.DataFrame, m: int, wd: float
+) -> dict[str, float] | None:
+    """`_row_at` the source's memorization size, with the squareness of W1's columns and W2's
+    rows (replicate 0) when the model is the untied unembedding with m = 2."""
+    row = _row_at(g, UNEMBED_T)
+    found = [i for i in result.instances if i.n_hidden == m == 2 and i.weight_decay == wd
+             and i.dataset_size == UNEMBED_T and i.replicate == 0]  # fmt: skip
+    if row is None or c.model != "unembed" or c.tied or not found:
+        return row
+    final = result.final[found[0].index]
+    return row | {"w1_squareness": squareness(final.features),
+                  "w2_squareness": squareness(final.params["W2"])}  # fmt: skip
+
+
 def _pentagon_error(result: LabResult, m: int, wd: float, size: int) -> float | None:
     """`pentagon_error` of the m=2 models trained on `size` points with weight decay `wd`,
     averaged over replicates."""
@@ -250,10 +266,10 @@ def _pentagon_error(result: LabResult, m: int, wd: float, size: int) -> float | 
     return float(np.mean([pentagon_error(result.final[i.index].features) for i in found]))
 
 
-def _pick(result: LabResult, m: int, sizes: list[int]) -> list[Instance]:
-    """The replicate-0 instance with hidden size m (and the first weight decay) at each of
+def _pick(c: DoubleDescentConfig, result: LabResult, m: int, sizes: list[int]) -> list[Instance]:
+    """The replicate-0 instance with hidden size m and the first weight decay at each of
     `sizes`."""
-    wd = min((i.index, i.weight_decay) for i in result.instances)[1]
+    wd = decays(c)[0]
     found = {i.dataset_size: i for i in result.instances
              if i.n_hidden == m and i.replicate == 0 and i.weight_decay == wd}  # fmt: skip
     return [found[t] for t in sizes if t in found]
@@ -266,7 +282,7 @@ def draw(c: DoubleDescentConfig, result: LabResult, out_dir: Path) -> list[str]:
     written = [save(_curves_figure(c, table), out_dir, "double_descent.png")]
     if m0 == 2:
         spread = np.linspace(0, len(sizes) - 1, min(GEOMETRY_PANELS, len(sizes)))
-        shown = _pick(result, m0, sorted({sizes[round(k)] for k in spread}))
+        shown = _pick(c, result, m0, sorted({sizes[round(k)] for k in spread}))
         panels = [
             (f"T = {i.dataset_size}", result.final[i.index].features, result.final[i.index].hidden)
             for i in shown
@@ -274,8 +290,8 @@ def draw(c: DoubleDescentConfig, result: LabResult, out_dir: Path) -> list[str]:
         title = f"{c.model}, m=2: features (blue), training points (red)"
         written.append(save(draw_geometry(panels, title), out_dir, "geometry.png"))
     if c.model == "unembed" and not c.tied and m0 == 2 and UNEMBED_T in sizes:
-        written.append(save(_anatomy_figure(result), out_dir, "unembedding_anatomy.png"))
-    figure = _dimensionality_figure(c, result, _pick(result, m0, sizes))
+        written.append(save(_anatomy_figure(c, result), out_dir, "unembedding_anatomy.png"))
+    figure = _dimensionality_figure(c, result, _pick(c, result, m0, sizes))
     written.append(save(figure, out_dir, "dimensionality.png"))
     if len(c.hidden) > 1:
         written.append(save(_heatmap_figure(c, table), out_dir, "size_heatmaps.png"))
@@ -319,10 +335,10 @@ def _curves_figure(c: DoubleDescentConfig, table: pd.DataFrame) -> Figure:
     return fig
 
 
-def _anatomy_figure(result: LabResult) -> Figure:
+def _anatomy_figure(c: DoubleDescentConfig, result: LabResult) -> Figure:
     """The source's memorization picture of the untied unembedding at T = 500: W1's columns
     (its square), the training points' hidden vectors W1 x (its rose), W2's rows (its circle)."""
-    inst = _pick(result, 2, [UNEMBED_T])[0]
+    inst = _pick(c, result, 2, [UNEMBED_T])[0]
     final = result.final[inst.index]
     none = np.zeros((0, 2))
     panels = [

@@ -6,7 +6,7 @@ the ends of the sweep, memorization of the smallest set, its training points as 
 features (not data points) owning the hidden space at the largest set; for the ReLU output model
 issue 23's stricter reading (the peak above both ends by more than two sd over seeds, D_X about
 2/T for every T <= 20, a regular pentagon at the largest T); for the toy unembedding the
-source's memorization setting (T = 500: 100% train, 0% test accuracy).
+source's memorization setting (T = 500: 100% train, 0% test accuracy, W1 a square, W2 a circle).
 """
 
 from __future__ import annotations
@@ -36,6 +36,9 @@ PENTAGON = 5
 PENTAGON_DEGREES = 10.0
 #: the unembedding's memorization setting in the source ("we have 500 datapoints")
 UNEMBED_T = 500
+#: a square point cloud: `squareness` at least this (the L2 norms' coefficient of variation
+#: about 1.5x the L-infinity norms'); a circle: at most 1 - SQUARE
+SQUARE = 0.7
 
 
 def pentagon_error(W: np.ndarray, k: int = PENTAGON) -> float:
@@ -52,6 +55,23 @@ def pentagon_error(W: np.ndarray, k: int = PENTAGON) -> float:
     angles = np.sort(np.degrees(np.arctan2(top[:, 1], top[:, 0])) % 360)
     gaps = np.diff(np.append(angles, angles[0] + 360))
     return float(np.abs(gaps - 360 / k).max())
+
+
+def squareness(P: np.ndarray) -> float:
+    """How square (against round) a 2-D point cloud is, from 0 to 1: v2 / (v2 + vinf), with
+    v2 and vinf the squared coefficients of variation of the points' L2 and L-infinity norms.
+    On the edge of an axis-aligned square the L-infinity norm is constant (1), on a circle the
+    L2 norm (0); a filled square or disc is near 0.5. NaN when both norms are constant.
+
+    >>> t = np.linspace(-1, 1, 401)
+    >>> edge = np.vstack([np.c_[t, np.ones_like(t)], np.c_[np.ones_like(t), t]])
+    >>> a = np.linspace(0, 2 * np.pi, 400, endpoint=False)
+    >>> squareness(edge), round(squareness(np.c_[np.cos(a), np.sin(a)]), 6)
+    (1.0, 0.0)
+    """
+    v2, vinf = (float((x.std() / x.mean()) ** 2) for x in
+                (np.linalg.norm(P, axis=1), np.abs(P).max(axis=1)))  # fmt: skip
+    return v2 / (v2 + vinf) if v2 + vinf > 0 else float("nan")
 
 
 _HENIGHAN = "Henighan et al. 2023"
@@ -193,6 +213,10 @@ def memorization_claims() -> tuple[Claim, ...]:
         "Since the network has 100% training accuracy and 0% test accuracy, this seems very "
         "plausible. However, since we have 500 datapoints"
     )
+    shapes = quote(
+        "We start by observing that W1 has a square shape, the hidden vectors have a sort of "
+        "rose shape and W2 is a circle."
+    )
     return (
         Claim(
             "memorizes-500-points",
@@ -211,6 +235,26 @@ def memorization_claims() -> tuple[Claim, ...]:
             "near 0%",
             Criterion("<=", 0.01),
             lambda s: s["at_memorization_size"]["test_accuracy"],
+        ),
+        Claim(
+            "w1-square",
+            shapes,
+            f"Trained on {UNEMBED_T} points, the columns of W1 lie on a square.",
+            "squareness of W1's columns as points in the plane: v2 / (v2 + vinf), with v2 and "
+            "vinf the squared coefficients of variation of their L2 and L-infinity norms (1 on "
+            "an axis-aligned square's edge, 0 on a circle, about 0.5 for a filled square or "
+            f"disc); {SQUARE:g}: a square (threshold fixed before the run that tests it, after "
+            "the pictures of an earlier run)",
+            Criterion(">=", SQUARE),
+            lambda s: s["at_memorization_size"]["w1_squareness"],
+        ),
+        Claim(
+            "w2-circle",
+            shapes,
+            f"Trained on {UNEMBED_T} points, the rows of W2 lie on a circle.",
+            f"squareness of W2's rows (as for W1); {1 - SQUARE:.1f}: a circle",
+            Criterion("<=", round(1 - SQUARE, 1)),
+            lambda s: s["at_memorization_size"]["w2_squareness"],
         ),
     )
 
@@ -262,5 +306,6 @@ __all__ = [
     "pentagon_claims",
     "pentagon_error",
     "source_deviations",
+    "squareness",
     "weight_decay_claim",
 ]
