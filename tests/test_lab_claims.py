@@ -5,7 +5,9 @@ quick presets)."""
 
 from __future__ import annotations
 
+import itertools
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,8 @@ from striate.experiments import LABS
 from striate.experiments.claims import decide
 from striate.experiments.double_descent import DoubleDescentConfig, peak_ratio
 from striate.experiments.double_descent import summarize as summarize_sizes
+from striate.experiments.fish import FISH
+from striate.experiments.fish import summarize as summarize_fish
 from striate.experiments.reconstruction import ReconstructionConfig, recovered_per_dim, trend
 from striate.experiments.reconstruction import summarize as summarize_grid
 from striate.experiments.superposition import (
@@ -84,7 +88,7 @@ def test_peak_ratio_against_the_higher_end() -> None:
 
 
 def test_trend_leaves_out_lines_with_nothing_left_to_gain() -> None:
-    table = pd.DataFrame({"importance": "decay", "n_features": 10, "n_embed": 0,
+    table = pd.DataFrame({"importance": "decay", "n_features": 10, "n_embed": 0, "target": "input",
                           "n_hidden": [2, 2, 5, 5, 9, 9], "sparsity": [0, 0.9] * 3,
                           "probe_accuracy": [0.2, 0.5, 0.6, 0.4, 1.0, 1.0]})  # fmt: skip
     assert trend(table, "sparsity", "probe_accuracy", falls=False) == pytest.approx(1 / 3)
@@ -305,7 +309,7 @@ def _grid(accuracy: dict[str, list[float]], loss: dict[str, list[float]]) -> Lab
     """n = 10; cells (m, S) in the order (2, 0), (2, 0.9), (5, 0), (5, 0.9), per importance."""
     cells = [(2, 0.0), (2, 0.9), (5, 0.0), (5, 0.9)]
     log = [{"instance": 4 * i + k, "importance": imp, "n_features": 10, "n_embed": 0,
-            "n_hidden": m, "sparsity": s, "test_loss": loss[imp][k],
+            "n_hidden": m, "sparsity": s, "target": "input", "test_loss": loss[imp][k],
             "probe_accuracy": accuracy[imp][k], "test_accuracy": 0.0, "represented": 0.0}
            for i, imp in enumerate(("decay", "uniform"))
            for k, (m, s) in enumerate(cells)]  # fmt: skip
@@ -333,6 +337,42 @@ def test_reconstruction_claims_on_a_planted_grid() -> None:
                                                           _grid(accuracy, loss)))  # fmt: skip
     assert verdicts["dense-decay-recovers-about-m"] == "not met"  # median of 2.5, 2.0: 2.25 > 2
     assert verdicts["sparser-raises-accuracy"] == "not met"  # 0.5 -> 0.5 does not rise
+
+
+def _fish(accuracy: Callable[[str, int, int], float]) -> LabResult:
+    """n = 30; cells d in {5, 10} x m in {3, 10, 30} x the three targets, `accuracy(target, d,
+    m)` planted."""
+    cells = itertools.product(("input", "embedded", "reprojected"), (5, 10), (3, 10, 30))
+    log = [{"instance": i, "importance": "uniform", "n_features": 30, "n_embed": d,
+            "n_hidden": m, "sparsity": 0.99, "target": t, "test_loss": 1.0,
+            "probe_accuracy": accuracy(t, d, m), "test_accuracy": 0.0, "represented": 0.0}
+           for i, (t, d, m) in enumerate(cells)]  # fmt: skip
+    return _result(log)
+
+
+def test_fish_claims_on_a_planted_grid() -> None:
+    """Big fish set by m alone, small fish 0.3 above it, the re-projector 0.06 above it: every
+    claim of the source; then a big fish set by d, and a re-projector like the small fish."""
+    by_m = {3: 0.1, 10: 0.3, 30: 0.6}
+    lift = {"input": 0.0, "embedded": 0.3, "reprojected": 0.06}
+    c = FISH.presets["quick"]
+    summary = summarize_fish(c, _fish(lambda t, d, m: by_m[m] + lift[t]))
+    assert summary["big_fish_wider_raises_accuracy"] == 1.0
+    assert summary["big_fish_change_along_d"] == 0.0
+    assert summary["big_fish_change_along_m"] == pytest.approx(0.5)
+    assert summary["bottleneck_over_hidden"] == 0.0
+    assert summary["small_fish_better"] == 1.0
+    assert summary["small_fish_median_when_m_below_n"] == pytest.approx(0.5)  # 0.4, 0.6 (x2)
+    assert summary["reprojector_closeness"] == pytest.approx(0.2)  # 0.06 / 0.3
+    assert summary["mean_accuracy"]["embedded"] == pytest.approx(1 / 3 + 0.3)
+    assert set(_verdicts("fish", summary).values()) == {"met"}
+    by_d = {5: 0.1, 10: 0.9}  # the bottleneck matters, m a little; all at 1: nothing to recover
+    lift["reprojected"] = 0.25
+    summary = summarize_fish(c, _fish(lambda t, d, m: min(1.0, by_d[d] + m / 300 + lift[t])))
+    assert summary["bottleneck_over_hidden"] == pytest.approx(0.8 / 0.09)
+    verdicts = _verdicts("fish", summary)
+    assert verdicts["big-fish-bottleneck-matters-little"] == "not met"
+    assert verdicts["reprojector-like-big-fish"] == "not met"  # about as far as the small fish
 
 
 # --- deviations and figures over seeds ------------------------------------------------------------

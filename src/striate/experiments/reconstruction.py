@@ -7,7 +7,8 @@ vectors and asks whether the output's argmax is the input's. Settings of the sou
 - the bottleneck (model relu-output) on noisy sparse inputs, decaying or uniform importance
   (the paper preset); without noise (noise=0); on the n one-hot vectors (data=one-hot);
 - an MLP behind a fixed random Gaussian E (model=mlp, n_embed=d): reconstruct x ("big fish",
-  target=input), E x ("small fish", target=embedded) or another random E' x (target=reprojected).
+  targets=input), E x ("small fish", targets=embedded) or another random E' x
+  (targets=reprojected); the three side by side are the `fish` lab (`fish.py`).
 
 The claims (`RECONSTRUCTION.claims`) are the source's "findings from the above figures", each
 measured as the share of the grid's lines (or cells) on which it holds, and its statement on
@@ -49,7 +50,9 @@ class ReconstructionConfig:
     data: str = "sparse"  # "sparse" or "one-hot" (the n one-hot vectors as the training set)
     dataset_size: int = 1000  # T, the fixed training set (0: fresh batches every step)
     n_embed: tuple[int, ...] = (0,)  # d: mlp only, a fixed random E (d x n) in front; 0 = none
-    target: str = "input"  # with E: "input" (x), "embedded" (E x) or "reprojected" (E' x)
+    targets: tuple[str, ...] = (
+        "input",
+    )  # with E: "input" (x), "embedded" (E x), "reprojected" (E' x)
     replicates: int = 1  # seeds per cell
     train: TrainConfig = field(
         default_factory=lambda: TrainConfig(steps=5000, log_every=1000, test_size=1000)
@@ -59,7 +62,7 @@ class ReconstructionConfig:
 def sweep(c: ReconstructionConfig) -> list[Instance]:
     sparsities = c.sparsities if c.data == "sparse" else (0.0,)
     grid = itertools.product(c.importance, c.n_features, c.n_embed, c.hidden, sparsities,
-                             range(c.replicates))  # fmt: skip
+                             c.targets, range(c.replicates))  # fmt: skip
     return [
         Instance(
             index=i,
@@ -72,12 +75,12 @@ def sweep(c: ReconstructionConfig) -> list[Instance]:
             noise=c.noise,
             data=c.data,
             n_embed=d,
-            target=c.target,
+            target=target,
             lr=c.train.lr,
             weight_decay=c.train.weight_decay,
             replicate=r,
         )
-        for i, (imp, n, d, m, s, r) in enumerate(grid)
+        for i, (imp, n, d, m, s, target, r) in enumerate(grid)
     ]
 
 
@@ -88,7 +91,7 @@ def _set_size(c: ReconstructionConfig, n: int) -> int:
     return 2 * n if c.data == "antipodal" else n
 
 
-CELL = ["importance", "n_features", "n_embed", "n_hidden", "sparsity"]
+CELL = ["importance", "n_features", "n_embed", "n_hidden", "sparsity", "target"]
 #: a one-hot accuracy this high has nothing left to gain (every input recovered)
 PERFECT = 1.0
 #: a finding of the source holds on the grid when it holds on at least this share of its
@@ -190,8 +193,8 @@ def run(c: ReconstructionConfig, lab: Lab) -> Path:
 def _grid_figure(
     c: ReconstructionConfig, table: pd.DataFrame, label: str, lim: tuple[float, float], cmap: str
 ) -> Any:
-    """Rows: importance (and E's size); columns: n; each panel m (y) x sparsity (x)."""
-    rows = list(itertools.product(c.importance, c.n_embed))
+    """Rows: importance (and E's size, the target); columns: n; each panel m (y) x sparsity (x)."""
+    rows = list(itertools.product(c.importance, c.n_embed, c.targets))
     cols = list(c.n_features)
     sparsities = sorted(table["sparsity"].unique())
     hidden = sorted(table["n_hidden"].unique())
@@ -201,12 +204,12 @@ def _grid_figure(
         axes = fig.subplots(len(rows), len(cols), squeeze=False,
                             gridspec_kw={"top": 1 - 0.55 / (2.4 * len(rows) + 0.6),
                                          "hspace": 0.6, "wspace": 0.4})  # fmt: skip
-        for (r, (imp, d)), (k, n) in itertools.product(enumerate(rows), enumerate(cols)):
+        for (r, (imp, d, target)), (k, n) in itertools.product(enumerate(rows), enumerate(cols)):
             g = table[(table["importance"] == imp) & (table["n_embed"] == d)
-                      & (table["n_features"] == n)]  # fmt: skip
+                      & (table["n_features"] == n) & (table["target"] == target)]  # fmt: skip
             grid = g.pivot(index="n_hidden", columns="sparsity", values="value")
             values = grid.reindex(index=hidden, columns=sparsities).to_numpy()
-            title = f"importance {imp}, n={n}" + (f", d={d}" if d else "")
+            title = f"importance {imp}, n={n}" + (f", d={d}, {target}" if d else "")
             paint = partial(grid_heatmap, values=values, xs=sparsities, ys=hidden,
                             xlabel="sparsity S", ylabel="hidden size m", title=title, vlim=lim,
                             cmap=cmap)  # fmt: skip
@@ -310,7 +313,7 @@ def source_deviations(c: ReconstructionConfig) -> list[str]:
         Known("dataset_size", 1000, "the source trains on a fixed set of 1,000 points"),
     ]
     compared = ("importance", "n_features", "hidden", "sparsities", "noise", "data", "n_embed",
-                "target", "replicates", "train.steps", "train.lr", "train.test_size")  # fmt: skip
+                "targets", "replicates", "train.steps", "train.lr", "train.test_size")  # fmt: skip
     always = [
         "The grid's n, m and S values are ours: the source's are in figures the seed text does "
         "not give, and so is its training budget.",
@@ -325,7 +328,7 @@ def source_deviations(c: ReconstructionConfig) -> list[str]:
         always.append(
             "The source's third setting (no noise, one-hot inputs) and its MLP "
             "settings (big fish, small fish, re-projector) are other configs of this "
-            "lab (noise=0, data=one-hot; model=mlp with n_embed and target)."
+            "lab (noise=0, data=one-hot; model=mlp with n_embed and targets; the `fish` lab)."
         )
     return deviations(c, known, RECONSTRUCTION.presets["paper"], compared, always)
 

@@ -17,6 +17,7 @@ from striate.experiments.double_descent import (
     UNEMBEDDING,
     UNEMBEDDING_MEMORIZATION,
 )
+from striate.experiments.fish import FISH
 from striate.experiments.gpt_specimen import GPT_SPECIMEN
 from striate.experiments.grokking import GROKKING
 from striate.experiments.grokking_transformer import GROKKING_TRANSFORMER
@@ -41,6 +42,7 @@ SETTINGS: dict[str, Setting[Any, Any]] = {
         UNEMBEDDING,
         UNEMBEDDING_MEMORIZATION,
         RECONSTRUCTION,
+        FISH,
         # experiments: the spectral dynamics of weights, and weight banding
         GROKKING,
         GROKKING_TRANSFORMER,
