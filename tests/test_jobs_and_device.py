@@ -189,3 +189,55 @@ def test_cli_jobs_and_device(tmp_path: Path) -> None:
             "striate: error: device 'cuda' asked for, but torch sees no CUDA device "
             "(use --device cpu or auto)"
         ]
+
+
+def test_a_batch_on_a_torch_device_gives_each_matrix_its_own_values() -> None:
+    """`singular_values_batch` against `singular_values` one matrix at a time: a Gram-path
+    matrix, a rank-deficient one (the SVD fallback), a zero and a NaN matrix, in one batch."""
+    ms = [
+        _planted(120, 40, np.geomspace(40.0, 0.05, 40), seed=1),
+        _planted(120, 40, np.r_[np.geomspace(10.0, 1.0, 5), np.zeros(35)], seed=2),
+        np.zeros((120, 40)),
+        np.full((120, 40), np.nan),
+        _planted(120, 40, np.linspace(3.0, 1.0, 40), seed=3).astype(np.float32),
+    ]
+    floors = [0.0, 0.0, 0.0, 0.0, 1e-3]
+    batch = spectrum.singular_values_batch(ms, "cpu", floors)
+    for m, floor, s in zip(ms, floors, batch, strict=True):
+        np.testing.assert_allclose(s, singular_values(m, "cpu", floor), rtol=1e-12, atol=1e-13)
+    assert np.all(batch[1][5:] < 1e-13) and not batch[2].any() and np.isnan(batch[3]).all()
+    wide = [m.T for m in ms[:2]]  # rows < cols: the smaller Gram, of m m^T
+    for m, s in zip(wide, spectrum.singular_values_batch(wide, "cpu", [0.0, 0.0]), strict=True):
+        np.testing.assert_allclose(s, singular_values(m), rtol=1e-10, atol=1e-13)
+    with pytest.raises(ValueError, match="one shape"):
+        spectrum.singular_values_batch([ms[0], wide[0]], "cpu", [0.0, 0.0])
+
+
+def test_spectra_on_a_torch_device_batch_and_match_numpy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`striate spectra` on a torch device (torch's CPU here) batches the matrices of one shape,
+    a batch at a time, and writes the tables numpy writes, in the same order."""
+    from striate.scan import spectra as spectra_module
+
+    model = llama(tmp_path / "model", layers=4)
+    numpy_tables = spectra_module.run_spectra(model, tmp_path / "numpy")
+    batches: list[int] = []
+    real = spectrum.singular_values_batch
+
+    def counted(ms: list[np.ndarray], *args: object) -> list[np.ndarray]:
+        batches.append(len(ms))
+        return real(ms, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(spectrum.SpectrumConfig, "torch_device", lambda self: "cpu")
+    monkeypatch.setattr(spectra_module, "singular_values_batch", counted)
+    monkeypatch.setattr(spectra_module._Batches, "BATCH", 3)
+    torch_tables = spectra_module.run_spectra(model, tmp_path / "torch")
+    assert max(batches) == 3 and sum(batches) == numpy_tables["stable_rank"].notna().sum()
+    assert list(torch_tables["name"]) == list(numpy_tables["name"])
+    for column in ("spectral_norm", "stable_rank", "effective_rank", "mp_sigma"):
+        np.testing.assert_allclose(torch_tables[column], numpy_tables[column], rtol=1e-9)
+    sigma = [pd.read_parquet(tmp_path / d / "spectra.parquet") for d in ("numpy", "torch")]
+    assert list(sigma[0]["tensor"]) == list(sigma[1]["tensor"])
+    again = spectra_module.run_spectra(model, tmp_path / "torch")  # every batch was cached
+    pd.testing.assert_frame_equal(again, torch_tables)

@@ -76,14 +76,16 @@ SVD fallback in torch on that device; "auto" (default) picks "cuda" when torch s
 error bounds above on the rest (tests/test_jobs_and_device.py; the CUDA test runs when a GPU is
 present). Batching same-shaped matrices into one `eigvalsh` call was measured on the CPU and
 gained nothing (LAPACK works through a batch one matrix at a time; benchmarks in
-docs/benchmarks.md), so each matrix is its own call.
+docs/benchmarks.md), so on the CPU each matrix is its own call; on a torch device `striate
+spectra` batches matrices of one shape (`singular_values_batch`: one transfer, one batched
+Gram and one batched `eigvalsh` per batch; the same float64 computation).
 """
 
 from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -101,6 +103,7 @@ __all__ = [
     "mp_pdf",
     "rank_tolerance",
     "singular_values",
+    "singular_values_batch",
     "skip_reason",
     "spectrum_metrics",
 ]
@@ -256,6 +259,20 @@ def _singular_values_torch(
     return np.asarray(np.sqrt(np.clip(lam, 0, None)))
 
 
+def _unit_scale(m: np.ndarray) -> float | np.ndarray:
+    """A power of two above max |m| (m / scale is exact and below 1: no overflow for any
+    stored range), or the singular values themselves where they need no computation: all NaN
+    for NaN or Inf in m, all zero for a zero matrix."""
+    k = min(m.shape)
+    top, bottom = float(m.max()), float(m.min())
+    if not (math.isfinite(top) and math.isfinite(bottom)):
+        return np.full(k, np.nan)
+    peak = max(top, -bottom)  # max |m|
+    if peak == 0:
+        return np.zeros(k)
+    return 2.0 ** math.frexp(peak)[1]
+
+
 def singular_values(
     m: np.ndarray, torch_device: str | None = None, floor: float = 0.0, gram: str = "float64"
 ) -> np.ndarray:
@@ -273,17 +290,11 @@ def singular_values(
     """
     if m.ndim != 2:
         raise ValueError(f"singular_values needs a 2-D matrix, got shape {m.shape}")
-    k = min(m.shape)
-    if k == 0:
+    if min(m.shape) == 0:
         return np.zeros(0)
-    # work below unit scale: no overflow for any stored range; NaN or Inf show in the extremes
-    top, bottom = float(m.max()), float(m.min())
-    if not (math.isfinite(top) and math.isfinite(bottom)):
-        return np.full(k, np.nan)
-    peak = max(top, -bottom)  # max |m|
-    if peak == 0:
-        return np.zeros(k)
-    scale = 2.0 ** math.frexp(peak)[1]  # a power of two above max |m|: m / scale is exact
+    scale = _unit_scale(m)
+    if isinstance(scale, np.ndarray):
+        return scale
     if torch_device is not None:
         return _singular_values_torch(m, scale, torch_device, floor, gram) * scale
     single = gram == "float32"
@@ -294,6 +305,49 @@ def singular_values(
         s = np.linalg.svd(np.asarray(m, dtype=np.float64) / scale, compute_uv=False)
         return np.asarray(s * scale)
     return np.asarray(np.sqrt(np.clip(lam, 0, None)) * scale)
+
+
+def singular_values_batch(
+    ms: Sequence[np.ndarray], torch_device: str, floors: Sequence[float], gram: str = "float64"
+) -> list[np.ndarray]:
+    """`singular_values` of matrices of one shape on a torch device, their Gram matrices and
+    `eigvalsh` each one batched call (one transfer, one launch per step for the batch, where
+    one call a matrix pays both each time): the same computation in the same precision, so the
+    same values to rounding; the SVD fallback, NaN and zero matrices as `singular_values`.
+    `floors[i]` is matrix i's `floor`. Memory: the batch as float64 (or float32), on the host
+    and on the device; the caller bounds it."""
+    import torch
+
+    if len({m.shape for m in ms}) > 1:
+        raise ValueError("singular_values_batch needs matrices of one shape")
+    out: list[np.ndarray | None] = [None] * len(ms)
+    todo, scales = [], []
+    for i, m in enumerate(ms):
+        scale = _unit_scale(m) if min(m.shape) else np.zeros(0)
+        if isinstance(scale, np.ndarray):
+            out[i] = scale
+        else:
+            todo.append(i)
+            scales.append(scale)
+    if todo:
+        single = gram == "float32"
+        dtype = np.float32 if single else np.float64
+        turn = ms[todo[0]].shape[0] < ms[todo[0]].shape[1]  # rows >= cols: the smaller Gram
+        stack = [np.divide(ms[i].T if turn else ms[i], scale, dtype=dtype)
+                 for i, scale in zip(todo, scales, strict=True)]  # fmt: skip
+        x = torch.from_numpy(np.stack(stack)).to(torch_device)
+        del stack
+        lam = torch.linalg.eigvalsh((x.mT @ x).double()).flip(-1).cpu().numpy()
+        del x
+        rcond = GRAM32_RCOND if single else _GRAM_RCOND
+        for i, scale, values in zip(todo, scales, lam, strict=True):
+            if _needs_svd(values, floors[i], rcond):
+                full = torch.from_numpy(np.asarray(ms[i], dtype=np.float64) / scale)
+                s = torch.linalg.svdvals(full.to(torch_device)).cpu().numpy()
+            else:
+                s = np.sqrt(np.clip(values, 0, None))
+            out[i] = np.asarray(s * scale)
+    return [s if s is not None else np.zeros(0) for s in out]
 
 
 def rank_tolerance(shape: tuple[int, int], config: SpectrumConfig) -> float:

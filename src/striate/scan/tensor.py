@@ -120,6 +120,27 @@ def analyse_tensor(
     return result
 
 
+def spectrum_matrix(
+    w: np.ndarray, part: TensorAnatomy, config: SpectrumConfig, row: dict[str, Any]
+) -> np.ndarray | None:
+    """`w` viewed as the matrix whose spectrum describes it, or None with
+    `row["spectrum_skipped"]` saying why it gets none. `row` holds the tensor's stats
+    (`n_nan`, `n_inf`)."""
+    matrix = as_matrix(w, part.layout)
+    row["spectrum_skipped"] = "not a matrix" if matrix is None else None
+    if matrix is None:
+        return None
+    row["spectrum_skipped"] = skip_reason(matrix_shape(matrix), config)
+    n_bad = int(row.get("n_nan", 0)) + int(row.get("n_inf", 0))
+    if row["spectrum_skipped"] is None and n_bad:
+        row["spectrum_skipped"] = f"{n_bad} non-finite values (see the nonfinite finding)"
+    return None if row["spectrum_skipped"] is not None else matrix
+
+
+def matrix_shape(matrix: np.ndarray) -> tuple[int, int]:
+    return int(matrix.shape[0]), int(matrix.shape[1])
+
+
 def analyse_spectrum(
     w: np.ndarray,
     part: TensorAnatomy,
@@ -129,18 +150,11 @@ def analyse_spectrum(
 ) -> tuple[np.ndarray | None, tuple[int, int] | None]:
     """The singular values of `w` viewed as a matrix (descending) and that matrix's shape, with
     their metrics put into `row`; (None, None) and `row["spectrum_skipped"]` saying why for a
-    tensor that gets none. `row` holds the tensor's stats (`n_nan`, `n_inf`)."""
-    matrix = as_matrix(w, part.layout)
-    row["spectrum_skipped"] = "not a matrix" if matrix is None else None
+    tensor that gets none (`spectrum_matrix`)."""
+    matrix = spectrum_matrix(w, part, config, row)
     if matrix is None:
         return None, None
-    shape = (int(matrix.shape[0]), int(matrix.shape[1]))
-    row["spectrum_skipped"] = skip_reason(shape, config)
-    n_bad = int(row.get("n_nan", 0)) + int(row.get("n_inf", 0))
-    if row["spectrum_skipped"] is None and n_bad:
-        row["spectrum_skipped"] = f"{n_bad} non-finite values (see the nonfinite finding)"
-    if row["spectrum_skipped"] is not None:
-        return None, None
+    shape = matrix_shape(matrix)
     with (clock or Clock(None))("spectrum"):
         s = singular_values(matrix, config.torch_device(), rank_tolerance(shape, config),
                             config.gram)  # fmt: skip
