@@ -176,7 +176,10 @@ def main() -> None:
         "cold (page cache dropped with posix_fadvise) and warm: the physical limit of the cheap "
         "analyses; then `striate scan --no-images --no-resume --jobs 2` in a child process, "
         "cold. Peak memory is the child's own peak resident set (VmHWM, polled), imports "
-        "included (~300-400 MB); with `--jobs 2` up to three tensors are in memory at once.",
+        "included (~300-400 MB); with `--jobs 2` up to three tensors are in memory at once. "
+        "The spectra floor: the float64 Gram and `eigvalsh` of every matrix the scan takes a "
+        "spectrum of, on 2 BLAS threads, reading apart: no exact full spectrum of these "
+        "matrices is faster on this machine, so `floor MB/s` bounds `scan MB/s` from above.",
         "",
         scale.markdown(sweep),
         "",
