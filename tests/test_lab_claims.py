@@ -22,6 +22,7 @@ from striate.experiments.double_descent import DoubleDescentConfig, peak_ratio
 from striate.experiments.double_descent import summarize as summarize_sizes
 from striate.experiments.fish import FISH
 from striate.experiments.fish import summarize as summarize_fish
+from striate.experiments.one_hot import summarize as summarize_one_hot
 from striate.experiments.reconstruction import ReconstructionConfig, recovered_per_dim, trend
 from striate.experiments.reconstruction import summarize as summarize_grid
 from striate.experiments.superposition import (
@@ -88,7 +89,8 @@ def test_peak_ratio_against_the_higher_end() -> None:
 
 
 def test_trend_leaves_out_lines_with_nothing_left_to_gain() -> None:
-    table = pd.DataFrame({"importance": "decay", "n_features": 10, "n_embed": 0, "target": "input",
+    table = pd.DataFrame({"model": "relu-output", "importance": "decay", "n_features": 10,
+                          "n_embed": 0, "target": "input",
                           "n_hidden": [2, 2, 5, 5, 9, 9], "sparsity": [0, 0.9] * 3,
                           "probe_accuracy": [0.2, 0.5, 0.6, 0.4, 1.0, 1.0]})  # fmt: skip
     assert trend(table, "sparsity", "probe_accuracy", falls=False) == pytest.approx(1 / 3)
@@ -308,7 +310,8 @@ def test_weight_decay_sweep_compares_the_bump_at_each_decay() -> None:
 def _grid(accuracy: dict[str, list[float]], loss: dict[str, list[float]]) -> LabResult:
     """n = 10; cells (m, S) in the order (2, 0), (2, 0.9), (5, 0), (5, 0.9), per importance."""
     cells = [(2, 0.0), (2, 0.9), (5, 0.0), (5, 0.9)]
-    log = [{"instance": 4 * i + k, "importance": imp, "n_features": 10, "n_embed": 0,
+    log = [{"instance": 4 * i + k, "model": "relu-output", "importance": imp,
+            "n_features": 10, "n_embed": 0,
             "n_hidden": m, "sparsity": s, "target": "input", "test_loss": loss[imp][k],
             "probe_accuracy": accuracy[imp][k], "test_accuracy": 0.0, "represented": 0.0}
            for i, imp in enumerate(("decay", "uniform"))
@@ -343,7 +346,7 @@ def _fish(accuracy: Callable[[str, int, int], float]) -> LabResult:
     """n = 30; cells d in {5, 10} x m in {3, 10, 30} x the three targets, `accuracy(target, d,
     m)` planted."""
     cells = itertools.product(("input", "embedded", "reprojected"), (5, 10), (3, 10, 30))
-    log = [{"instance": i, "importance": "uniform", "n_features": 30, "n_embed": d,
+    log = [{"instance": i, "model": "mlp", "importance": "uniform", "n_features": 30, "n_embed": d,
             "n_hidden": m, "sparsity": 0.99, "target": t, "test_loss": 1.0,
             "probe_accuracy": accuracy(t, d, m), "test_accuracy": 0.0, "represented": 0.0}
            for i, (t, d, m) in enumerate(cells)]  # fmt: skip
@@ -373,6 +376,35 @@ def test_fish_claims_on_a_planted_grid() -> None:
     verdicts = _verdicts("fish", summary)
     assert verdicts["big-fish-bottleneck-matters-little"] == "not met"
     assert verdicts["reprojector-like-big-fish"] == "not met"  # about as far as the small fish
+
+
+def test_one_hot_claims_on_a_planted_grid() -> None:
+    """The MLP fails where m <= T / 4, the bottleneck does not; cells with m > T / 4 do not
+    count; then a bottleneck that is no better."""
+
+    def grid(mlp: dict[tuple[int, int], float], relu: dict[tuple[int, int], float]) -> LabResult:
+        log = [{"instance": i, "model": model, "importance": "uniform", "n_features": n,
+                "n_embed": 0, "n_hidden": m, "sparsity": 0.0, "target": "input",
+                "test_loss": 1.0, "probe_accuracy": acc[(n, m)], "test_accuracy": 0.0,
+                "represented": 0.0}
+               for i, (model, acc, (n, m)) in enumerate(
+                   (model, acc, cell) for model, acc in (("mlp", mlp), ("relu-output", relu))
+                   for cell in acc)]  # fmt: skip
+        return _result(log)
+
+    # cells (T, m): (40, 2), (40, 10) and (12, 3) are narrow (m <= T / 4); (12, 10) is not
+    mlp = {(40, 2): 0.2, (40, 10): 0.5, (12, 3): 0.6, (12, 10): 1.0}
+    relu = {(40, 2): 0.9, (40, 10): 1.0, (12, 3): 0.95, (12, 10): 0.3}
+    c = LABS["one-hot"].presets["quick"]
+    summary = summarize_one_hot(c, grid(mlp, relu))
+    assert summary["mlp_median_when_m_much_below_T"] == pytest.approx(0.5)
+    assert summary["bottleneck_median_when_m_much_below_T"] == pytest.approx(0.95)
+    assert summary["bottleneck_better"] == 1.0  # (12, 10), where the MLP wins, is not narrow
+    assert set(_verdicts("one-hot", summary).values()) == {"met"}
+    relu = {cell: acc - 0.4 for cell, acc in relu.items()}  # 0.5, 0.6, 0.55: no better
+    verdicts = _verdicts("one-hot", summarize_one_hot(c, grid(mlp, relu)))
+    assert verdicts["bottleneck-does-not-struggle"] == verdicts["bottleneck-beats-the-mlp"]
+    assert verdicts["bottleneck-beats-the-mlp"] == "not met"
 
 
 # --- deviations and figures over seeds ------------------------------------------------------------

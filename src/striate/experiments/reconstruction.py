@@ -42,6 +42,7 @@ class ReconstructionConfig:
     """A grid over importance x n x d x m x S; every cell a model on a fixed set of T points."""
 
     model: str = "relu-output"  # "relu-output" (the bottleneck) or "mlp"
+    models: tuple[str, ...] = ()  # models swept side by side (empty: `model` alone)
     importance: tuple[str, ...] = ("decay", "uniform")  # "decay": 100 ** -linspace(0, 1, n)
     n_features: tuple[int, ...] = (50, 250)  # n
     hidden: tuple[int, ...] = (5, 10, 25, 50, 100)  # m
@@ -50,9 +51,8 @@ class ReconstructionConfig:
     data: str = "sparse"  # "sparse" or "one-hot" (the n one-hot vectors as the training set)
     dataset_size: int = 1000  # T, the fixed training set (0: fresh batches every step)
     n_embed: tuple[int, ...] = (0,)  # d: mlp only, a fixed random E (d x n) in front; 0 = none
-    targets: tuple[str, ...] = (
-        "input",
-    )  # with E: "input" (x), "embedded" (E x), "reprojected" (E' x)
+    # with E, what the model reconstructs: "input" (x), "embedded" (E x), "reprojected" (E' x)
+    targets: tuple[str, ...] = ("input",)
     replicates: int = 1  # seeds per cell
     train: TrainConfig = field(
         default_factory=lambda: TrainConfig(steps=5000, log_every=1000, test_size=1000)
@@ -61,12 +61,12 @@ class ReconstructionConfig:
 
 def sweep(c: ReconstructionConfig) -> list[Instance]:
     sparsities = c.sparsities if c.data == "sparse" else (0.0,)
-    grid = itertools.product(c.importance, c.n_features, c.n_embed, c.hidden, sparsities,
-                             c.targets, range(c.replicates))  # fmt: skip
+    grid = itertools.product(c.models or (c.model,), c.importance, c.n_features, c.n_embed,
+                             c.hidden, sparsities, c.targets, range(c.replicates))  # fmt: skip
     return [
         Instance(
             index=i,
-            model=c.model,
+            model=model,
             n_features=n,
             n_hidden=m,
             sparsity=s,
@@ -80,7 +80,7 @@ def sweep(c: ReconstructionConfig) -> list[Instance]:
             weight_decay=c.train.weight_decay,
             replicate=r,
         )
-        for i, (imp, n, d, m, s, target, r) in enumerate(grid)
+        for i, (model, imp, n, d, m, s, target, r) in enumerate(grid)
     ]
 
 
@@ -91,7 +91,7 @@ def _set_size(c: ReconstructionConfig, n: int) -> int:
     return 2 * n if c.data == "antipodal" else n
 
 
-CELL = ["importance", "n_features", "n_embed", "n_hidden", "sparsity", "target"]
+CELL = ["model", "importance", "n_features", "n_embed", "n_hidden", "sparsity", "target"]
 #: a one-hot accuracy this high has nothing left to gain (every input recovered)
 PERFECT = 1.0
 #: a finding of the source holds on the grid when it holds on at least this share of its

@@ -24,6 +24,7 @@ from striate.experiments.grokking_transformer import GROKKING_TRANSFORMER
 from striate.experiments.lmc import LMC
 from striate.experiments.lottery import LOTTERY
 from striate.experiments.memorization import MEMORIZATION
+from striate.experiments.one_hot import ONE_HOT
 from striate.experiments.reconstruction import RECONSTRUCTION
 from striate.experiments.setting import Kind, Setting
 from striate.experiments.superposition import LINEAR, PRIVILEGED, SUPERPOSITION
@@ -43,6 +44,7 @@ SETTINGS: dict[str, Setting[Any, Any]] = {
         UNEMBEDDING_MEMORIZATION,
         RECONSTRUCTION,
         FISH,
+        ONE_HOT,
         # experiments: the spectral dynamics of weights, and weight banding
         GROKKING,
         GROKKING_TRANSFORMER,
