@@ -337,6 +337,7 @@ def test_double_descent_peaks_inside_the_sweep_and_memorizes_small_sets(tmp_path
         ("reconstruction", {"cells", "sparser_raises_accuracy", "dense_decay_recovered_per_dim"}),
         ("fish", {"cells", "bottleneck_over_hidden", "reprojector_closeness"}),
         ("one-hot", {"cells", "mlp_median_when_m_much_below_T", "bottleneck_better"}),
+        ("final-layer", {"by_weight_decay", "low", "margin_ratio"}),
     ],
 )
 def test_every_lab_writes_its_run_directory(name: str, keys: set[str], tmp_path: Path) -> None:
@@ -367,7 +368,8 @@ def test_unknown_names_list_the_known_ones(tmp_path: Path) -> None:
         run_lab("grokking", tmp_path)
     names = ["superposition", "linear", "privileged", "double-descent",
              "double-descent-weight-decay", "mlp-double-descent", "unembedding",
-             "unembedding-memorization", "reconstruction", "fish", "one-hot"]  # fmt: skip
+             "unembedding-memorization", "reconstruction", "fish", "one-hot",
+             "final-layer"]  # fmt: skip
     assert sorted(LABS) == sorted(names)
 
 

@@ -20,6 +20,8 @@ from striate.experiments import LABS
 from striate.experiments.claims import decide
 from striate.experiments.double_descent import DoubleDescentConfig, peak_ratio
 from striate.experiments.double_descent import summarize as summarize_sizes
+from striate.experiments.final_layer import FinalLayerConfig, anatomy
+from striate.experiments.final_layer import summarize as summarize_final_layer
 from striate.experiments.fish import FISH
 from striate.experiments.fish import summarize as summarize_fish
 from striate.experiments.one_hot import summarize as summarize_one_hot
@@ -405,6 +407,53 @@ def test_one_hot_claims_on_a_planted_grid() -> None:
     verdicts = _verdicts("one-hot", summarize_one_hot(c, grid(mlp, relu)))
     assert verdicts["bottleneck-does-not-struggle"] == verdicts["bottleneck-beats-the-mlp"]
     assert verdicts["bottleneck-beats-the-mlp"] == "not met"
+
+
+def test_final_layer_measures_on_a_planted_model() -> None:
+    """n = 3 one-hot points, m = 2 neurons, every measure by hand."""
+    W1, b1 = np.array([[1.0, 0, -1], [0, 1, 0]]), np.array([0.5, -0.5])
+    W2, b2 = np.array([[2.0, -1], [-1, 2], [-1, -2]]), np.array([0.0, 0, 1])
+    final = Final(params={"W1": W1, "b1": b1, "W2": W2, "b2": b2}, features=W1.T,
+                  bias=b2, hidden=None, importance=np.ones(3))  # fmt: skip
+    got = anatomy(final)
+    # pre-activations W1^T + b1: (1.5, -0.5), (0.5, 0.5), (-0.5, -0.5); activations
+    # (1.5, 0), (0.5, 0.5), (0, 0); logits (3, -1.5, -0.5), (0.5, 0.5, -0.5), (0, 0, 1)
+    assert got["positive_preactivations"] == pytest.approx(0.5)
+    assert got["activation_norm"] == pytest.approx((1.5 + np.sqrt(0.5)) / 3)
+    assert got["activation_cosine"] == pytest.approx(2 * np.sqrt(0.5) / 6)  # the zero row: 0
+    assert got["train_accuracy"] == pytest.approx(2 / 3)  # point 1: a tie, argmax takes 0
+    assert got["w2_sign_balance"] == pytest.approx(-1 / 9)  # sum -1 over sum |.| 9
+    assert got["logit_margin"] == pytest.approx((8 / 3 + 1 / 3 + 2 / 3) / 3)
+
+
+def test_final_layer_claims_read_the_low_decay_and_the_margin_ratio() -> None:
+    c = FinalLayerConfig(replicates=1)
+    instances = [Instance(index=k, model="mlp-ce", n_features=3, n_hidden=2, data="one-hot",
+                          weight_decay=wd) for k, wd in enumerate(c.weight_decays)]  # fmt: skip
+
+    def model(scale: float) -> Final:  # memorizes; W2 all negative but for its diagonal
+        W1, b1 = 3 * np.eye(3)[:2] + 0.1, np.array([1.0, 1.0])
+        W2 = scale * np.array([[1.0, -2], [-2, 1], [-2, -2]])
+        b2 = np.array([0.0, 0, 4 * scale])  # point 2's activations (1.1, 1.1) need its lift
+        return Final(params={"W1": W1, "b1": b1, "W2": W2, "b2": b2}, features=W1.T,
+                     bias=b2, hidden=None, importance=np.ones(3))  # fmt: skip
+
+    result = _result([], final={0: model(1.0), 1: model(0.25)}, instances=instances)
+    summary = summarize_final_layer(c, result)
+    assert summary["low"]["train_accuracy"] == 1.0
+    assert summary["low"]["w2_sign_balance"] == pytest.approx(-6 / 10)
+    assert summary["low"]["positive_preactivations"] == 1.0
+    assert summary["margin_ratio"] == pytest.approx(0.25)  # logits scale with W2 and b2
+    verdicts = _verdicts("final-layer", summary)
+    # activations (4.1, 1.1), (1.1, 4.1), (1.1, 1.1): cosines 0.50, 0.87, 0.87
+    assert summary["low"]["activation_cosine"] == pytest.approx(
+        (9.02 / 18.02 + 2 * 5.72 / np.sqrt(18.02 * 2.42)) / 3
+    )
+    assert verdicts.pop("activation-cosines-near-one") == "not met"
+    assert set(verdicts.values()) == {"met"}
+    result.final[1] = model(1.0)  # weight decay 1 changes nothing
+    assert _verdicts("final-layer", summarize_final_layer(c, result))[
+        "weight-decay-1-counteracts"] == "not met"  # fmt: skip
 
 
 # --- deviations and figures over seeds ------------------------------------------------------------

@@ -17,6 +17,7 @@ from striate.experiments.double_descent import (
     UNEMBEDDING,
     UNEMBEDDING_MEMORIZATION,
 )
+from striate.experiments.final_layer import FINAL_LAYER
 from striate.experiments.fish import FISH
 from striate.experiments.gpt_specimen import GPT_SPECIMEN
 from striate.experiments.grokking import GROKKING
@@ -45,6 +46,7 @@ SETTINGS: dict[str, Setting[Any, Any]] = {
         RECONSTRUCTION,
         FISH,
         ONE_HOT,
+        FINAL_LAYER,
         # experiments: the spectral dynamics of weights, and weight banding
         GROKKING,
         GROKKING_TRANSFORMER,

@@ -16,7 +16,9 @@ import torch
 from striate.errors import StriateError
 
 #: the models of `striate.experiments.toy.models`, and the loss each trains with
-MODEL_KINDS = ("relu-output", "linear", "relu-hidden", "mlp", "unembed")
+MODEL_KINDS = ("relu-output", "linear", "relu-hidden", "mlp", "mlp-ce", "unembed")
+#: the models that train with cross-entropy on class labels (the rest: importance-weighted MSE)
+CE_MODELS = ("mlp-ce", "unembed")
 DATA_KINDS = ("sparse", "one-hot", "antipodal")
 TARGETS = ("input", "embedded", "reprojected")
 LABELS = ("hard", "soft")
@@ -38,7 +40,7 @@ class Instance:
     data: str = "sparse"  # "sparse", or the fixed set of "one-hot" / "antipodal" vectors
     n_embed: int = 0  # mlp: a fixed random E (n_embed x n) in front of the model; 0 = none
     target: str = "input"  # with E: reconstruct x ("input"), E x ("embedded") or E' x
-    labels: str = "hard"  # unembed: class = argmax of x ("hard"), or the target x / sum(x)
+    labels: str = "hard"  # CE_MODELS: class = argmax of x ("hard"), or the target x / sum(x)
     tied: bool = True  # unembed: logits = W^T W x + b; False: W2 W1 x + b
     lr: float = 1e-3  # peak learning rate
     weight_decay: float = 1e-2  # AdamW's decoupled weight decay (on weights and biases)

@@ -1,4 +1,4 @@
-"""The five toy models, each batched over a leading instance axis K.
+"""The six toy models, each batched over a leading instance axis K.
 
 Every parameter has shape (K, ...): instance k is an independent model, and einsum keeps the
 instances apart. Inputs are (K, B, n_in), outputs (K, B, n_out).
@@ -7,6 +7,7 @@ instances apart. Inputs are (K, B, n_in), outputs (K, B, n_out).
 - `Linear`      x' = W^T W x + b                  its linear control (Elhage et al. 2022)
 - `ReluHidden`  x' = ReLU(W^T ReLU(W x) + b)      the privileged basis (Elhage et al. 2022)
 - `MLP`         x' = W2 ReLU(W1 x + b1) + b2      an MLP block (Hobbhahn 2023)
+- `MLPCrossEntropy`  the same, its outputs logits  the final layer, cross-entropy (Hobbhahn 2023)
 - `Unembed`     logits = W^T W x + b              a toy unembedding, cross-entropy (Hobbhahn 2023)
 """
 
@@ -99,6 +100,13 @@ class MLP(ToyModel):
         return self.b2
 
 
+class MLPCrossEntropy(MLP):
+    """The MLP block trained as a classifier: its outputs are logits, cross-entropy on the
+    class of the input (Hobbhahn 2023's final layer)."""
+
+    loss = "ce"
+
+
 class Unembed(ToyModel):
     """No ReLU; the outputs are logits over the n features. Tied: W2 = W1^T."""
 
@@ -136,10 +144,12 @@ def build(kind: str, k: int, n_in: int, m: int, n_out: int, tied: bool = True) -
         return Linear(k, n_in, m)
     if kind == "mlp":
         return MLP(k, n_in, m, n_out)
+    if kind == "mlp-ce":
+        return MLPCrossEntropy(k, n_in, m, n_out)
     if kind == "unembed":
         return Unembed(k, n_in, m, tied)
     raise StriateError(
-        f"unknown model {kind!r}", hint="relu-output, linear, relu-hidden, mlp, unembed"
+        f"unknown model {kind!r}", hint="relu-output, linear, relu-hidden, mlp, mlp-ce, unembed"
     )
 
 
