@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from striate.experiments.claims import Claim, Criterion
-from striate.experiments.toy.claims import SEED_FILE, Known, deviations, quote
+from striate.experiments.toy.claims import BIAS_DECAY, SEED_FILE, Known, deviations, quote
 
 #: a training set counts as memorized when its loss is below this share of the test loss
 MEMORIZED_RATIO = 0.2
@@ -284,7 +284,7 @@ def _known(c: Any) -> list[Known]:
 def source_deviations(c: Any, paper: Mapping[str, Any], sweep: bool = True) -> list[str]:
     """How a double-descent config differs from the source's setting for its model (`paper`:
     the paper preset of each model; `sweep`: a sweep over T, not one given T)."""
-    always = ["AdamW's weight decay also applies to the biases (the source does not say)."]
+    always = [BIAS_DECAY]
     if sweep:  # a setting of one given T (the unembedding's T = 500) has no peak to place
         always.append(
             "The source's dataset sizes and the position of its peak are in figures the seed "

@@ -22,7 +22,7 @@ import numpy as np
 from striate.experiments.claims import Claim, Criterion
 from striate.experiments.figures import guarded, new_figure, save
 from striate.experiments.setting import Setting
-from striate.experiments.toy.claims import Known, deviations, quote
+from striate.experiments.toy.claims import BIAS_DECAY, Known, deviations, quote
 from striate.experiments.toy.instance import Instance
 from striate.experiments.toy.lab import Lab
 from striate.experiments.toy.sweep import Final, LabResult
@@ -200,7 +200,7 @@ def source_deviations(c: FinalLayerConfig) -> list[str]:
         "The source's low weight decay, learning rate and initialization are not in the seed "
         "text: we take AdamW's default weight decay 1e-2 as the low one, lr 1e-3 and the lab's "
         "Xavier-normal initialization.",
-        "AdamW's weight decay also applies to the biases (the source does not say).",
+        BIAS_DECAY,
     ]
     compared = ("weight_decays", "replicates", "train.lr")
     return deviations(c, known, FINAL_LAYER.presets["paper"], compared, always)

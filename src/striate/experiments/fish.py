@@ -34,7 +34,7 @@ from striate.experiments.reconstruction import (
     trend,
 )
 from striate.experiments.setting import Setting
-from striate.experiments.toy.claims import Known, deviations, quote
+from striate.experiments.toy.claims import BIAS_DECAY, Known, deviations, quote
 from striate.experiments.toy.lab import Lab
 from striate.experiments.toy.sweep import LabResult
 from striate.experiments.toy.train import TrainConfig
@@ -252,7 +252,7 @@ def source_deviations(c: ReconstructionConfig) -> list[str]:
         "The grid's n, d and m values are ours: the source's are in figures the seed text does "
         "not give, and so are its importance, noise and training budget (we take uniform "
         "importance, no noise and the reconstruction lab's 5,000 steps).",
-        "AdamW's weight decay also applies to the biases (the source does not say).",
+        BIAS_DECAY,
     ]
     return deviations(c, known, FISH.presets["paper"], compared, always)
 

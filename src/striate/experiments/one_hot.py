@@ -22,7 +22,7 @@ from striate.experiments.claims import Claim, Criterion
 from striate.experiments.figures import grid_heatmap, guarded, new_figure, save
 from striate.experiments.reconstruction import PERFECT, SHARE, ReconstructionConfig, cells, sweep
 from striate.experiments.setting import Setting
-from striate.experiments.toy.claims import Known, deviations, quote
+from striate.experiments.toy.claims import BIAS_DECAY, Known, deviations, quote
 from striate.experiments.toy.lab import Lab
 from striate.experiments.toy.sweep import LabResult
 from striate.experiments.toy.train import TrainConfig
@@ -151,7 +151,7 @@ def source_deviations(c: ReconstructionConfig) -> list[str]:
         "The grid's n (= T) and m values are ours: the source's are in a figure the seed text "
         "does not give, and so are its importance and training budget (we take uniform "
         "importance and the reconstruction lab's 5,000 steps).",
-        "AdamW's weight decay also applies to the biases (the source does not say).",
+        BIAS_DECAY,
     ]
     return deviations(c, known, ONE_HOT.presets["paper"], compared, always)
 

@@ -29,7 +29,7 @@ import pandas as pd
 from striate.experiments.claims import Claim, Criterion
 from striate.experiments.figures import grid_heatmap, guarded, new_figure, save
 from striate.experiments.setting import Setting
-from striate.experiments.toy.claims import Known, deviations, quote
+from striate.experiments.toy.claims import BIAS_DECAY, Known, deviations, quote
 from striate.experiments.toy.instance import Instance
 from striate.experiments.toy.lab import Lab
 from striate.experiments.toy.sweep import LabResult
@@ -317,7 +317,7 @@ def source_deviations(c: ReconstructionConfig) -> list[str]:
     always = [
         "The grid's n, m and S values are ours: the source's are in figures the seed text does "
         "not give, and so is its training budget.",
-        "AdamW's weight decay also applies to the biases (the source does not say).",
+        BIAS_DECAY,
     ]
     if c.noise > 0:
         always.append(
