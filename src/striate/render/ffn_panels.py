@@ -151,7 +151,7 @@ def alignment_hist(ax: Axes, df: pd.DataFrame, config: FFNConfig) -> None:
     a, t = a[np.isfinite(a)], config.cluster_threshold
     lo, hi = min(-0.2, float(a.min())) - 0.02, max(0.2, float(a.max())) + 0.02
     edges = np.linspace(lo, hi, 2 * _bins(a.size) + 1)
-    ax.hist(a, bins=edges.tolist(), color="#6baed6", edgecolor="none")
+    ax.hist(a, bins=edges.tolist(), color="#6baed6", edgecolor="none", histtype="stepfilled")
     mix, grid = gaussian_mixture(a), np.linspace(lo, hi, 400)
     parts = ((mix.mean_low, mix.sd_low, 1 - mix.weight_high),
              (mix.mean_high, mix.sd_high, mix.weight_high))  # fmt: skip
@@ -235,7 +235,8 @@ def similarity_matrix(ax: Axes, sim: Similarity, vmax: float, bar_label: str) ->
 
 def offdiag_hist(ax: Axes, sim: Similarity, off: np.ndarray, vmax: float) -> None:
     edges = np.linspace(-1.5 * vmax, 1.5 * vmax, 121)
-    ax.hist(off, bins=edges.tolist(), density=True, color="#6baed6", label="off-diagonal cos")
+    ax.hist(off, bins=edges.tolist(), density=True, color="#6baed6", label="off-diagonal cos",
+            histtype="stepfilled")  # one polygon, not 120 bars: the same picture, 10x faster
     sd = 1 / math.sqrt(sim.d_model)
     null = np.exp(-0.5 * (edges / sd) ** 2) / (sd * math.sqrt(2 * math.pi))
     ax.plot(edges, null, color="black", lw=0.8, label="random vectors, N(0, 1/d)")
