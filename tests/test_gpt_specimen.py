@@ -280,3 +280,43 @@ def test_claims_are_decided_on_the_summary(quick: Path) -> None:
                        "figures/attention_bias.png", "figures/loss.png"]  # fmt: skip
     for f in figures:
         assert_drawn(quick / f)
+
+
+SPECIMEN = Path(__file__).resolve().parents[1] / "docs" / "reproductions" / "gpt-specimen"
+
+
+def test_the_readme_states_the_committed_specimen_and_its_scan() -> None:
+    """The README's paragraph on our GPT-2 specimen (next to MiniLM's and SmolLM2's): the scan of
+    the committed checkpoint (seed 0, the end of training) and the numbers of the committed
+    reproduction it quotes."""
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    start = text.index("`striate scan docs/reproductions/gpt-specimen/specimen.safetensors`")
+    paragraph = " ".join(text[start : text.index("![", start)].split())
+    run = striate.scan(SPECIMEN / "specimen.safetensors")
+    assert run.manifest["family"] == "gpt2" and run.failed == {}
+    hidden = int(run.manifest["hidden_size"])
+    dims = run.residual_dims[run.residual_dims["significance"] >= 3]
+    n_dims, n_quiet, top = len(dims), int((dims["direction"] == "quiet").sum()), dims.iloc[0]
+    claims = json.loads((SPECIMEN / "claims.json").read_text())
+    seeds = json.loads((SPECIMEN / "summary.json").read_text())["per_seed"]
+    emb = [s["embedding"]["trained"] for s in seeds.values()]
+    ratio = [1 / e["norm_ratio"] for e in emb]
+    rare = [e["rare"]["mean_cos_to_mean"] for e in emb]
+    frequent = [e["frequent"]["mean_cos_to_mean"] for e in emb]
+    met = sum(c["verdict"] == "met" for c in claims)
+    settings = json.loads((SPECIMEN / "manifest.json").read_text())["settings"]
+    model = seeds["0"]["model"]
+    phrases = [
+        f"{model['shape']['n_layer']} layers, d_model {model['shape']['d_model']}",
+        f"{model['parameters'] / 1e6:.2f}M parameters, {settings['steps']:,} steps",
+        f"reports {len(run.findings) or 'no'} findings",
+        f"{n_dims} of its {hidden} residual dimensions stand out when the evidence of all "
+        f"{top['n_tensors_pooled']} tensors along the stream is pooled (dimension "
+        f"{top['residual_dim']} leads, {top['direction']}; {n_quiet} of the {n_dims} are quiet)",
+        f"{met} of {len(claims)} claims met over {len(seeds)} seeds",
+        f"{min(ratio):.1f}-{max(ratio):.1f} times longer",
+        f"mean cosine to their mean {min(rare):.3f}-{max(rare):.3f}",
+        f"against {min(frequent):.2f}-{max(frequent):.2f} for the frequent quarter",
+    ]
+    for phrase in phrases:
+        assert phrase in paragraph, phrase
