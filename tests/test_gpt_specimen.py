@@ -320,3 +320,5 @@ def test_the_readme_states_the_committed_specimen_and_its_scan() -> None:
     ]
     for phrase in phrases:
         assert phrase in paragraph, phrase
+    size = (SPECIMEN / "specimen.safetensors").stat().st_size / 1e6
+    assert f"`docs/reproductions/gpt-specimen/specimen.safetensors` ({size:.1f} MB)" in text
