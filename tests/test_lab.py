@@ -338,6 +338,7 @@ def test_double_descent_peaks_inside_the_sweep_and_memorizes_small_sets(tmp_path
         ("fish", {"cells", "bottleneck_over_hidden", "reprojector_closeness"}),
         ("one-hot", {"cells", "mlp_median_when_m_much_below_T", "bottleneck_better"}),
         ("final-layer", {"by_weight_decay", "low", "margin_ratio"}),
+        ("geometry", {"by_sparsity", "half_plateau_length", "at_fractions"}),
     ],
 )
 def test_every_lab_writes_its_run_directory(name: str, keys: set[str], tmp_path: Path) -> None:
@@ -369,7 +370,7 @@ def test_unknown_names_list_the_known_ones(tmp_path: Path) -> None:
     names = ["superposition", "linear", "privileged", "double-descent",
              "double-descent-weight-decay", "mlp-double-descent", "unembedding",
              "unembedding-memorization", "reconstruction", "fish", "one-hot",
-             "final-layer"]  # fmt: skip
+             "final-layer", "geometry"]  # fmt: skip
     assert sorted(LABS) == sorted(names)
 
 

@@ -20,6 +20,7 @@ from striate.experiments import LABS
 from striate.experiments.claims import decide
 from striate.experiments.double_descent import DoubleDescentConfig, peak_ratio
 from striate.experiments.double_descent import summarize as summarize_sizes
+from striate.experiments.feature_geometry import summarize as summarize_geometry
 from striate.experiments.final_layer import FinalLayerConfig, anatomy
 from striate.experiments.final_layer import summarize as summarize_final_layer
 from striate.experiments.fish import FISH
@@ -454,6 +455,43 @@ def test_final_layer_claims_read_the_low_decay_and_the_margin_ratio() -> None:
     result.final[1] = model(1.0)  # weight decay 1 changes nothing
     assert _verdicts("final-layer", summarize_final_layer(c, result))[
         "weight-decay-1-counteracts"] == "not met"  # fmt: skip
+
+
+def test_geometry_claims_on_a_planted_sweep() -> None:
+    """D* falls 1, 0.52, 0.49, 0.3 (a plateau of two at one half); the represented features'
+    dimensionalities mostly at polytope fractions; unrepresented features do not count."""
+
+    def sweep_of(dims: list[float]) -> LabResult:
+        sparsities = [0.0, 0.9, 0.97, 0.99]
+        log = [{"instance": k, "sparsity": s, "train_loss": 1.0, "dims_per_feature": d}
+               for k, (s, d) in enumerate(zip(sparsities, dims, strict=True))]  # fmt: skip
+        kept = {0: [1.0, 1.0, 1.0], 1: [0.5, 0.5], 2: [0.5, 0.74], 3: [0.4, 0.2, 0.6]}
+        feats = [
+            {
+                "instance": k,
+                "norm": 1.0,
+                "superposition": 0.0,
+                "dimensionality": d,
+                "importance": 1.0,
+            }
+            for k, ds in kept.items()
+            for d in ds
+        ]
+        feats += [{"instance": k, "norm": 0.1, "superposition": 0.0, "dimensionality": 0.9,
+                   "importance": 1.0} for k in kept]  # fmt: skip
+        return _result(log, feats)
+
+    c = LABS["geometry"].presets["quick"]
+    summary = summarize_geometry(c, sweep_of([1.0, 0.52, 0.49, 0.3]))
+    assert summary["dense_dims_per_feature"] == 1.0
+    assert summary["dims_sparsity_spearman"] == pytest.approx(-1.0)
+    assert summary["half_plateau_length"] == 2
+    assert summary["at_fractions"] == pytest.approx(0.8)  # all but 0.2 and 0.6 of ten
+    assert [r["represented"] for r in summary["by_sparsity"]] == [3, 2, 2, 3]
+    assert set(_verdicts("geometry", summary).values()) == {"met"}
+    verdicts = _verdicts("geometry", summarize_geometry(c, sweep_of([0.8, 0.6, 0.5, 0.3])))
+    assert verdicts["plateau-at-one-half"] == verdicts["dense-one-dimension-per-feature"]
+    assert verdicts["plateau-at-one-half"] == "not met"
 
 
 # --- deviations and figures over seeds ------------------------------------------------------------

@@ -37,7 +37,6 @@ import torch
 from torch import Tensor
 
 from striate.errors import StriateError
-from striate.experiments.toy.instance import CE_MODELS
 
 if TYPE_CHECKING:
     from striate.experiments.toy.instance import Instance
@@ -151,7 +150,7 @@ class Task:
         else:
             y = x
         w = torch.ones(x.shape[0])
-        if inst.model in CE_MODELS:  # a class distribution: the argmax of x, or x / sum(x)
+        if inst.cross_entropy:  # a class distribution: the argmax of x, or x / sum(x)
             total = x.sum(-1)
             w = (total > 0).float()  # an all-zero input has no class
             if inst.labels == "hard":

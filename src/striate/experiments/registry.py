@@ -17,6 +17,7 @@ from striate.experiments.double_descent import (
     UNEMBEDDING,
     UNEMBEDDING_MEMORIZATION,
 )
+from striate.experiments.feature_geometry import GEOMETRY
 from striate.experiments.final_layer import FINAL_LAYER
 from striate.experiments.fish import FISH
 from striate.experiments.gpt_specimen import GPT_SPECIMEN
@@ -38,6 +39,7 @@ SETTINGS: dict[str, Setting[Any, Any]] = {
         SUPERPOSITION,
         LINEAR,
         PRIVILEGED,
+        GEOMETRY,
         DOUBLE_DESCENT,
         DOUBLE_DESCENT_WEIGHT_DECAY,
         MLP_DOUBLE_DESCENT,

@@ -235,8 +235,14 @@ def similarity_matrix(ax: Axes, sim: Similarity, vmax: float, bar_label: str) ->
 
 def offdiag_hist(ax: Axes, sim: Similarity, off: np.ndarray, vmax: float) -> None:
     edges = np.linspace(-1.5 * vmax, 1.5 * vmax, 121)
-    ax.hist(off, bins=edges.tolist(), density=True, color="#6baed6", label="off-diagonal cos",
-            histtype="stepfilled")  # one polygon, not 120 bars: the same picture, 10x faster
+    ax.hist(
+        off,
+        bins=edges.tolist(),
+        density=True,
+        color="#6baed6",
+        label="off-diagonal cos",
+        histtype="stepfilled",
+    )  # one polygon, not 120 bars: the same picture, 10x faster
     sd = 1 / math.sqrt(sim.d_model)
     null = np.exp(-0.5 * (edges / sd) ** 2) / (sd * math.sqrt(2 * math.pi))
     ax.plot(edges, null, color="black", lw=0.8, label="random vectors, N(0, 1/d)")

@@ -47,6 +47,11 @@ class Instance:
     replicate: int = 0  # which seed of otherwise identical instances
 
     @property
+    def cross_entropy(self) -> bool:
+        """Whether the model trains with cross-entropy on class labels (`CE_MODELS`)."""
+        return self.model in CE_MODELS
+
+    @property
     def n_in(self) -> int:
         """Width of the model's input: n, or the bottleneck of E."""
         return self.n_embed or self.n_features
