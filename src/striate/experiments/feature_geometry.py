@@ -45,7 +45,8 @@ _SEED = (
 
 
 def at_fractions(d: np.ndarray) -> float | None:
-    """Share of the dimensionalities `d` within FRACTION_TOL of one of FRACTIONS.
+    """Share of the dimensionalities `d` within FRACTION_TOL of one of FRACTIONS (0.295 for
+    values spread evenly over [0, 1]).
 
     >>> at_fractions(np.array([1.0, 0.74, 0.6, 0.41, 0.2]))
     0.6
@@ -169,7 +170,7 @@ CLAIMS = (
         "The represented features' dimensionalities cluster at the fractions of regular polytopes.",
         f"share of the represented features (norm > {REPRESENTED_NORM}) over every sparsity "
         f"whose D_i is within {FRACTION_TOL} of 1, 3/4, 2/3, 1/2, 2/5 or 3/8 (dimensionalities "
-        "spread evenly over [0, 1] would give about 0.36); 0.6: clustered",
+        "spread evenly over [0, 1] would give about 0.3); 0.6: clustered",
         Criterion(">=", 0.6),
         lambda s: s["at_fractions"],
     ),
