@@ -50,6 +50,8 @@ def at_fractions(d: np.ndarray) -> float | None:
 
     >>> at_fractions(np.array([1.0, 0.74, 0.6, 0.41, 0.2]))
     0.6
+    >>> round(at_fractions(np.linspace(0, 1, 100001)), 3)
+    0.295
     """
     if not d.size:
         return None
