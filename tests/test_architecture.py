@@ -100,3 +100,37 @@ def test_import_contracts_hold() -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:]
     assert "3 kept, 0 broken" in done.stdout
+
+
+def _fresh(code: str) -> str:
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+def test_import_striate_loads_no_heavy_package_and_every_export_resolves() -> None:
+    """`import striate` is cheap (every export is imported on first use), and every name of
+    `__all__` of the lazy packages resolves to what it names."""
+    loaded = _fresh(
+        "import sys, striate, striate.scan, striate.diff, striate.report, striate.render\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'pandas', 'matplotlib', 'scipy'}))"
+    )
+    assert loaded == "[]"
+    for package in ("striate", "striate.scan", "striate.diff", "striate.report", "striate.render"):
+        names = _fresh(
+            f"import importlib; p = importlib.import_module({package!r})\n"
+            "print(sum(getattr(p, n) is not None for n in p.__all__), len(p.__all__))"
+        ).split()
+        assert names[0] == names[1], package
+
+
+def test_striate_scan_and_diff_are_callable_whatever_was_imported_first() -> None:
+    """`striate.scan(model)` and `striate.diff(a, b)` call the functions, both when the user's
+    first import is `striate` and when a submodule was imported before."""
+    for first in ("striate", "striate.scan.config", "striate.diff.run"):
+        out = _fresh(
+            f"import {first}\nimport striate\n"
+            "from striate.scan.pipeline import scan\nfrom striate.diff.pipeline import diff\n"
+            "print(callable(striate.scan), striate.scan.scan is scan, callable(striate.diff),"
+            " striate.diff.diff is diff, striate.scan.config.ScanConfig is striate.ScanConfig)"
+        )
+        assert out == "True True True True True", first

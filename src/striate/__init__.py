@@ -9,15 +9,41 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from striate._lazy import exports
 from striate._version import __version__
-from striate.anatomy import Anatomy, FFNTriple, TensorAnatomy, anatomy_of
-from striate.checkpoint import Checkpoint, TensorInfo
-from striate.checkpoint import open_checkpoint as open
-from striate.diff import DiffRun, diff
-from striate.display import show
-from striate.errors import StriateError
-from striate.run import Run
-from striate.scan import ScanConfig, scan
+
+if TYPE_CHECKING:  # imported on first use (below): a command loads only the modules it runs
+    from striate.anatomy import Anatomy, FFNTriple, TensorAnatomy, anatomy_of
+    from striate.checkpoint import Checkpoint, TensorInfo
+    from striate.checkpoint import open_checkpoint as open
+    from striate.diff import DiffRun, diff
+    from striate.display import show
+    from striate.errors import StriateError
+    from striate.run import Run
+    from striate.scan.config import ScanConfig
+    from striate.scan.pipeline import scan
+
+__getattr__ = exports(
+    __name__,
+    {
+        "Anatomy": "striate.anatomy:Anatomy",
+        "FFNTriple": "striate.anatomy:FFNTriple",
+        "TensorAnatomy": "striate.anatomy:TensorAnatomy",
+        "anatomy_of": "striate.anatomy:anatomy_of",
+        "Checkpoint": "striate.checkpoint:Checkpoint",
+        "TensorInfo": "striate.checkpoint:TensorInfo",
+        "open": "striate.checkpoint:open_checkpoint",
+        "DiffRun": "striate.diff.run:DiffRun",
+        "diff": "striate.diff",
+        "show": "striate.display:show",
+        "StriateError": "striate.errors:StriateError",
+        "Run": "striate.run:Run",
+        "ScanConfig": "striate.scan.config:ScanConfig",
+        "scan": "striate.scan",
+    },
+)
 
 __all__ = [
     "Anatomy",

@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.table import Table
 
-from striate.display import SummaryTable, findings_summary, scan_time
 from striate.report.claims_html import read_claims, spread
 
 if TYPE_CHECKING:
+    from striate.display import SummaryTable
     from striate.run import Run
 
 
@@ -24,6 +24,8 @@ def report_path(run: Run) -> str:
 
 
 def print_scan_line(console: Console, run: Run) -> None:
+    from striate.display import scan_time  # pandas and matplotlib: only when a scan is shown
+
     m = run.manifest
     console.print(
         f"[bold]{m['source']}[/bold]: {m['family']} model, {len(run.tensors)} tensors in "
@@ -34,6 +36,8 @@ def print_scan_line(console: Console, run: Run) -> None:
 
 
 def print_scan_summary(console: Console, run: Run) -> None:
+    from striate.display import findings_summary, scan_time
+
     m = run.manifest
     console.print(
         f"[bold]{m['family']}[/bold] model, {len(run.tensors)} tensors in {scan_time(m)}; "

@@ -126,9 +126,27 @@ read or compared is recorded (`failed`) and the others are computed; Ctrl-C rais
 
 from __future__ import annotations
 
-from striate.diff.config import CompareConfig, DiffConfig
-from striate.diff.matching import pair_values
-from striate.diff.pipeline import diff
-from striate.diff.run import TABLES, DiffRun
+from typing import TYPE_CHECKING
+
+from striate._lazy import callable_package, exports
+
+if TYPE_CHECKING:  # imported on first use (below): a command loads only the modules it runs
+    from striate.diff.config import CompareConfig, DiffConfig
+    from striate.diff.matching import pair_values
+    from striate.diff.pipeline import diff
+    from striate.diff.run import TABLES, DiffRun
+
+__getattr__ = exports(
+    __name__,
+    {
+        "CompareConfig": "striate.diff.config:CompareConfig",
+        "DiffConfig": "striate.diff.config:DiffConfig",
+        "pair_values": "striate.diff.matching:pair_values",
+        "diff": "striate.diff.pipeline:diff",
+        "TABLES": "striate.diff.run:TABLES",
+        "DiffRun": "striate.diff.run:DiffRun",
+    },
+)
+callable_package(__name__)  # striate.diff(a, b) is striate.diff.pipeline.diff(a, b)
 
 __all__ = ["TABLES", "CompareConfig", "DiffConfig", "DiffRun", "diff", "pair_values"]

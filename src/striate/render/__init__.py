@@ -15,8 +15,9 @@ functions.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from striate._lazy import exports
 
 if TYPE_CHECKING:  # imported on first use (below)
     from striate.render.describe import describe_figure
@@ -27,31 +28,25 @@ if TYPE_CHECKING:  # imported on first use (below)
     from striate.render.spec import MAX_PIXELS, FigureSpec
     from striate.render.tensor_image import RENDERERS, render_part, render_tensor
 
-_LAZY = {
-    "MAX_PIXELS": "spec",
-    "FigureSpec": "spec",
-    "RENDERERS": "tensor_image",
-    "render_part": "tensor_image",
-    "render_tensor": "tensor_image",
-    "describe_figure": "describe",
-    "Downsampled": "downsample",
-    "Envelope": "downsample",
-    "block_extreme": "downsample",
-    "envelope": "downsample",
-    "draw_png": "png",
-    "draw_raster": "raster",
-    "ColorLimit": "scale",
-    "color_limit": "scale",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'striate.render' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"striate.render.{_LAZY[name]}"), name)
-    globals()[name] = value
-    return value
-
+__getattr__ = exports(
+    __name__,
+    {
+        "MAX_PIXELS": "striate.render.spec:MAX_PIXELS",
+        "FigureSpec": "striate.render.spec:FigureSpec",
+        "RENDERERS": "striate.render.tensor_image:RENDERERS",
+        "render_part": "striate.render.tensor_image:render_part",
+        "render_tensor": "striate.render.tensor_image:render_tensor",
+        "describe_figure": "striate.render.describe:describe_figure",
+        "Downsampled": "striate.render.downsample:Downsampled",
+        "Envelope": "striate.render.downsample:Envelope",
+        "block_extreme": "striate.render.downsample:block_extreme",
+        "envelope": "striate.render.downsample:envelope",
+        "draw_png": "striate.render.png:draw_png",
+        "draw_raster": "striate.render.raster:draw_raster",
+        "ColorLimit": "striate.render.scale:ColorLimit",
+        "color_limit": "striate.render.scale:color_limit",
+    },
+)
 
 __all__ = [
     "MAX_PIXELS",

@@ -16,10 +16,29 @@ many.py      several models, each one task of an executor
 
 from __future__ import annotations
 
-from striate.scan.config import ImagesConfig, ScanConfig
-from striate.scan.many import scan_many
-from striate.scan.pipeline import ScanInterrupted, scan
-from striate.scan.tensor import TensorResult, analyse_tensor
+from typing import TYPE_CHECKING
+
+from striate._lazy import callable_package, exports
+
+if TYPE_CHECKING:  # imported on first use (below): a command loads only the modules it runs
+    from striate.scan.config import ImagesConfig, ScanConfig
+    from striate.scan.many import scan_many
+    from striate.scan.pipeline import ScanInterrupted, scan
+    from striate.scan.tensor import TensorResult, analyse_tensor
+
+__getattr__ = exports(
+    __name__,
+    {
+        "ImagesConfig": "striate.scan.config:ImagesConfig",
+        "ScanConfig": "striate.scan.config:ScanConfig",
+        "scan_many": "striate.scan.many:scan_many",
+        "ScanInterrupted": "striate.scan.pipeline:ScanInterrupted",
+        "scan": "striate.scan.pipeline:scan",
+        "TensorResult": "striate.scan.tensor:TensorResult",
+        "analyse_tensor": "striate.scan.tensor:analyse_tensor",
+    },
+)
+callable_package(__name__)  # striate.scan(model) is striate.scan.pipeline.scan(model)
 
 __all__ = [
     "ImagesConfig",
