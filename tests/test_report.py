@@ -416,3 +416,34 @@ def test_ffn_table_shows_the_norm_bias_correlations_with_their_intervals(run_cop
     page = (run_copy / "index.html").read_text()
     assert "r(|M1|,b) [95%]" in page and "r(|M2|,b) [95%]" in page
     assert page.count("<td>0.312 [0.271, 0.35]</td>") == len(layers)
+
+
+def test_a_scan_draws_each_curve_figure_once_before_its_report(
+    scanned: tuple[Path, planted.Planted], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The curve figures are drawn with the end figures (in parallel with several jobs), not by
+    the report after them: one drawing per figure, all before the report, which shows them."""
+    import importlib
+
+    from striate.report import curves
+
+    pipeline = importlib.import_module("striate.scan.pipeline")
+    events: list[str | Path] = []
+    draw, report = curves._draw, pipeline.write_report
+
+    def drawing(rows: pd.DataFrame, label: str, path: Path) -> None:
+        events.append(path)
+        draw(rows, label, path)
+
+    def reporting(run: Run) -> None:
+        events.append("report")
+        report(run)
+
+    monkeypatch.setattr(curves, "_draw", drawing)
+    monkeypatch.setattr(pipeline, "write_report", reporting)
+    scan(scanned[1].path, tmp_path / "run", resume=False)  # jobs=1: every figure in this process
+    pictures = sorted((tmp_path / "run" / "images" / "report").glob("*.png"))
+    assert len(pictures) >= 4 and events[-1] == "report"
+    assert sorted(p for p in events if p != "report") == pictures
+    page = (tmp_path / "run" / "index.html").read_text(encoding="utf-8")
+    assert all(f'src="images/report/{p.name}"' in page for p in pictures)

@@ -33,6 +33,7 @@ from striate.devices import resolve_device
 from striate.errors import StriateError
 from striate.progress import progress_bar
 from striate.report import write_report
+from striate.report.curves import CURVE_METRICS, draw_metric
 from striate.run import Run, assemble, write_run
 from striate.scan.cache import TensorCache
 from striate.scan.config import STAGES, ScanConfig
@@ -41,7 +42,7 @@ from striate.scan.heap import HeapTrimmer
 from striate.scan.images import IMAGE_COLUMNS, draw_images, uses_matplotlib
 from striate.scan.spectra import depth_figure_calls, spectra_table
 from striate.scan.tensor import TensorResult, analyse_tensor, base_row, failed_result
-from striate.scan.workers import Clock, Workers
+from striate.scan.workers import Clock, FigureCall, Workers
 from striate.store import Manifest
 from striate.threads import auto_jobs, torch_threads
 
@@ -305,8 +306,15 @@ class _Scan:
                     out_dir, ffn, run.ffn, run.ffn_layers, layers, model=self.label)),
                 "spectra": ((), lambda: depth_figure_calls(out_dir, run.tensors)),
             }  # fmt: skip
+            # the report's curve figures are drawn beside these, in parallel; the report then
+            # finds them drawn (`curves.draw_metric` keeps the digest of what each one shows)
+            report: list[FigureCall] = [
+                (draw_metric, (run.tensors, m, out_dir), {}) for m in CURVE_METRICS
+            ]
             with self.clock("end_figures"):
-                manifest.figures = cache.figures(figures, self.workers.draw_all)
+                manifest.figures = cache.figures(
+                    figures, lambda calls: self.workers.draw_all(calls + report)
+                )
         if cache is not None:
             cache.prune()
         return run
