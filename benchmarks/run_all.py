@@ -18,6 +18,7 @@ the library versions and the command, and is rewritten as a whole.
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import platform
@@ -172,6 +173,9 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=HERE.parent / "docs" / "benchmarks.md")
     a = ap.parse_args()
     a.work.mkdir(parents=True, exist_ok=True)
+    # every child loads striate from bytecode, as an installed package does (an editable
+    # install under PYTHONDONTWRITEBYTECODE would compile ~80 modules in each process)
+    compileall.compile_dir(HERE.parent / "src" / "striate", quiet=1)
     started, load = time.perf_counter(), os.getloadavg()
     models = ["minilm"] if a.quick else ["minilm", "smollm2", "llama374m"]
     sizes = ["10m", "100m"] if a.quick else ["10m", "100m", "500m", "2b"]
@@ -200,6 +204,8 @@ def main() -> None:
         f"- Load average (1, 5, 15 min) when the run began: {load[0]:.2f}, {load[1]:.2f}, "
         f"{load[2]:.2f}; when it ended: {os.getloadavg()[0]:.2f} (2 cores: above ~0.3 at the "
         "start, something else was running)",
+        "- striate's modules compiled to bytecode before the first process, as an install does "
+        "(WeightWatcher's are, in site-packages)",
         "",
         "## Spectral metrics: striate against WeightWatcher",
         "",
