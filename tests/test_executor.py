@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -16,8 +18,9 @@ from typer.testing import CliRunner
 from striate import cli
 from striate.errors import StriateError
 from striate.executor import Executor, make_executor
-from striate.experiments import LABS, resolve_config, run_lab
+from striate.experiments import LABS, resolve_config, run_lab, run_setting
 from striate.experiments.reconstruction import sweep
+from striate.experiments.superposition import sweep as sparsity_sweep
 from striate.experiments.toy.instance import pack
 from striate.run import Run
 from striate.track import track
@@ -197,3 +200,44 @@ def test_several_models_need_different_names(tmp_path: Path) -> None:
         cli._run_dirs(["a/model.safetensors", "b/model.safetensors"], tmp_path)
     assert cli._run_dirs(["x/a.pt", "sample:minilm"], None) == [Path("runs/a"), Path("runs/minilm")]
     assert cli._run_dirs(["x/a.pt"], tmp_path / "here") == [tmp_path / "here"]
+
+
+class _Overlap(Executor):
+    """Passes tasks to `inner`, counting the most sweeps in flight at once."""
+
+    name, in_process = "overlap", False
+
+    def __init__(self, inner: Executor) -> None:
+        self.inner, self.now, self.most, self.lock = inner, 0, 0, threading.Lock()
+
+    def map(self, fn: Any, items: Any, **kwargs: Any) -> Iterator[Any]:
+        with self.lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+        try:
+            yield from self.inner.map(fn, items, **kwargs)
+        finally:
+            with self.lock:
+                self.now -= 1
+
+
+def test_a_labs_seeds_share_the_workers_and_give_the_seeds_run_here(
+    tmp_path: Path, ray_executor: Executor
+) -> None:
+    """A sweep of one group (fresh batches of one shape) per seed: on Ray every seed's sweep is
+    under way at once, and each seed's tables and claims are those of the seed run here."""
+    name, overrides = "geometry", ["train.steps=100", "train.log_every=50"]
+    config = resolve_config(LABS[name], "quick", overrides)
+    assert len(pack(sparsity_sweep(config), config.train.pad_elements)) == 1
+    local = run_setting("lab", name, tmp_path / "local", overrides=overrides, seeds=[0, 1])
+    overlap = _Overlap(ray_executor)
+    remote = run_setting("lab", name, tmp_path / "ray", overrides=overrides, seeds=[0, 1],
+                         executor=overlap)  # fmt: skip
+    assert overlap.most == 2
+    for seed in ("seed_000", "seed_001"):
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(remote / "seeds" / seed / "lab.parquet"),
+            pd.read_parquet(local / "seeds" / seed / "lab.parquet"),
+            check_exact=True,
+        )
+    assert (remote / "claims.json").read_text() == (local / "claims.json").read_text()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from typing import Any
 from striate import store
 from striate.config import as_dict
 from striate.errors import StriateError
-from striate.executor import Executor
+from striate.executor import Executor, task_bar
 from striate.experiments.claims import draw_claims, write_claims
 from striate.experiments.registry import find
 from striate.experiments.setting import Kind, Setting, json_ready, resolve_config
@@ -91,8 +92,9 @@ def run_seeds(
     resume: bool = False,
 ) -> Path:
     """Run setting `name` once per seed and decide its claims over the seeds; returns the run
-    directory. Experiments send their seeds to `executor` (each seed one task); a lab runs its
-    seeds here in turn and gives `executor` the groups of each sweep. `resume`: a seed whose
+    directory. Experiments send their seeds to `executor` (each seed one task); a lab gives
+    `executor` the groups of each seed's sweep, every seed at once when the executor runs
+    elsewhere (`_lab_seeds`). `resume`: a seed whose
     folder already holds a finished run of the same settings and code is not run again (a long
     reproduction can be finished over several sittings)."""
     setting = find(kind, name)
@@ -106,18 +108,35 @@ def run_seeds(
                      device) for s in seeds if s not in done]  # fmt: skip
     executor = executor or Executor()
     if kind == "lab":
-        from striate.experiments import run_setting
-
-        ran: list[dict[str, Any]] = []
-        for t in tasks:
-            path = run_setting(kind, name, t.out, preset=preset, overrides=overrides,
-                               seed=t.seed, progress=progress, executor=executor)  # fmt: skip
-            ran.append(store.read_json(path / "summary.json"))
+        ran = _lab_seeds(tasks, executor, progress)
     else:
         ran = list(executor.map(run_seed, tasks, label="seeds", progress=False))
     fresh = dict(zip((t.seed for t in tasks), ran, strict=True))
     summaries = [fresh[s] if s in fresh else done[s] for s in seeds]
     return finish_seeds(setting, config, out, list(seeds), summaries, preset, overrides, started)
+
+
+def _lab_seeds(tasks: list[SeedRun], executor: Executor, progress: bool) -> list[dict[str, Any]]:
+    """Run a lab's seeds; each gives `executor` the groups of its sweep. On an executor that
+    runs elsewhere every seed's sweep is under way at once (one thread each here), so its
+    workers get the groups of all the seeds: a sweep of one group (one shape of fresh batches)
+    would otherwise keep one worker busy and the others idle."""
+    from striate.experiments import run_setting  # the package runs settings; it imports us
+
+    def one(t: SeedRun, bars: bool) -> dict[str, Any]:
+        path = run_setting(t.kind, t.name, t.out, preset=t.preset, overrides=t.overrides,
+                           seed=t.seed, progress=bars, executor=executor)  # fmt: skip
+        summary: dict[str, Any] = store.read_json(path / "summary.json")
+        return summary
+
+    if executor.in_process or len(tasks) < 2:
+        return [one(t, progress) for t in tasks]
+    bar = task_bar(len(tasks), enabled=progress, label="seeds")  # one bar: of seeds done
+    with bar as advance, ThreadPoolExecutor(len(tasks)) as pool:
+        futures = [pool.submit(one, t, False) for t in tasks]
+        for _ in as_completed(futures):
+            advance()
+        return [f.result() for f in futures]
 
 
 def finished_seed(folder: Path, config: Any) -> dict[str, Any] | None:
