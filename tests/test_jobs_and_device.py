@@ -8,8 +8,10 @@ numpy and against planted singular values, and on a GPU (when one is present) ag
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +28,7 @@ from striate.analyses.spectrum import SpectrumConfig, singular_values
 from striate.devices import resolve_device
 from striate.errors import StriateError
 from striate.scan import ImagesConfig, ScanConfig
-from striate.threads import MAX_AUTO_JOBS, auto_jobs
+from striate.threads import MAX_AUTO_JOBS, auto_jobs, big_buffers
 
 N = len(odd_tensors())  # tensors in the model
 TABLES = ("tensors", "findings", "spectra", "ffn", "ffn_layers")
@@ -241,3 +243,33 @@ def test_spectra_on_a_torch_device_batch_and_match_numpy(
     assert list(sigma[0]["tensor"]) == list(sigma[1]["tensor"])
     again = spectra_module.run_spectra(model, tmp_path / "torch")  # every batch was cached
     pd.testing.assert_frame_equal(again, torch_tables)
+
+
+class _Mallinfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost")]  # fmt: skip
+
+
+def _mapped_while_held(nbytes: int) -> int:
+    """Bytes glibc holds in mmapped blocks while a buffer of `nbytes` just freed and taken
+    again is alive (glibc's mallinfo2: `hblkhd`)."""
+    mallinfo2 = ctypes.CDLL("libc.so.6").mallinfo2
+    mallinfo2.restype = _Mallinfo2
+    np.ones(nbytes // 8)  # allocated, filled, freed
+    buffer = np.ones(nbytes // 8)
+    mapped = int(mallinfo2().hblkhd)
+    del buffer
+    return mapped
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
+def test_big_buffers_keeps_freed_buffers_for_the_next_step_and_then_lets_them_go() -> None:
+    """A 64 MB buffer: outside the block glibc maps it afresh (and unmaps it when freed, so each
+    training step faults its pages in again); inside it comes from the heap, where a freed one
+    stays for the next; after the block, glibc's defaults again."""
+    nbytes = 64 << 20
+    assert _mapped_while_held(nbytes) >= nbytes
+    with big_buffers():
+        assert _mapped_while_held(nbytes) < nbytes
+    assert _mapped_while_held(nbytes) >= nbytes

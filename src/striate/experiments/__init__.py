@@ -38,7 +38,7 @@ from striate.executor import Executor
 from striate.experiments.registry import EXPERIMENTS, LABS, SETTINGS, find
 from striate.experiments.seeds import parse_seeds, run_seeds
 from striate.experiments.setting import Kind, Request, Setting, resolve_config
-from striate.threads import torch_threads
+from striate.threads import big_buffers, torch_threads
 
 
 def run_lab(
@@ -118,7 +118,7 @@ def run_setting(
     config = resolve_config(setting, preset, overrides, seed, device)
     request = Request(setting, config, Path(out), preset, tuple(overrides), seed, progress,
                       executor if kind == "lab" else None)  # fmt: skip
-    with torch_threads(1):
+    with torch_threads(1), big_buffers():
         return setting.run(config, setting.engine(request))
 
 

@@ -16,7 +16,7 @@ from striate.executor import Executor
 from striate.experiments.toy import metrics
 from striate.experiments.toy.instance import Instance, pack
 from striate.experiments.toy.train import GroupResult, TrainConfig, train_group
-from striate.threads import torch_threads
+from striate.threads import big_buffers, torch_threads
 
 
 @dataclass
@@ -64,7 +64,7 @@ def group_tables(
     on_steps: Callable[[int], None] | None = None,
 ) -> GroupTables:
     """Train one group (batched, on one thread: see `striate.threads`) and tabulate it."""
-    with torch_threads(1):
+    with torch_threads(1), big_buffers():
         result = train_group(group, seed, cfg, on_steps or _no_steps)
         tables = GroupTables(result.rows)
         with torch.no_grad():
