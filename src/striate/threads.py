@@ -57,7 +57,8 @@ def _glibc() -> ctypes.CDLL | None:
         return None
     try:
         libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt, libc.malloc_trim  # noqa: B018  # glibc has both
+        libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+        libc.malloc_trim.argtypes = [ctypes.c_size_t]
     except (OSError, AttributeError):  # not glibc
         return None
     return libc
@@ -74,12 +75,14 @@ def big_buffers(threshold: int = 1 << 30) -> Iterator[None]:
     (measured on one thread). On leaving the last block the thresholds go back to glibc's
     defaults and the free pages back to the system. Without glibc it does nothing.
     """
+    if not 0 < threshold < 1 << 31:
+        raise ValueError(f"threshold must be in (0, 2**31): mallopt takes a C int, got {threshold}")
     libc = _glibc()
     with _lock:
         _held[0] += 1
         if libc is not None and _held[0] == 1:
             libc.mallopt(_M_MMAP_THRESHOLD, threshold)
-            libc.mallopt(_M_TRIM_THRESHOLD, 2 * threshold)  # the heap's free top stays too
+            libc.mallopt(_M_TRIM_THRESHOLD, threshold)  # the heap's free top stays too
     try:
         yield
     finally:
