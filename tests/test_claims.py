@@ -217,3 +217,23 @@ def test_lab_prints_each_claim_with_its_numbers_and_criterion(tmp_path: Path) ->
         assert line.endswith(f"(criterion: {row['criterion']})")
         value = "undefined" if row["mean"] is None else number(row["mean"])
         assert value in line
+
+
+def test_a_page_of_seeds_joined_with_resume_adds_the_seeds_times(
+    over_seeds: Path, tmp_path: Path
+) -> None:
+    """Seeds run elsewhere and joined with --resume: the joining run's own seconds would say
+    nothing of the work, so the page gives the sum of the seeds' times, and says so."""
+    folder = tmp_path / "docs" / "grokking"
+    folder.mkdir(parents=True)
+    pages.publish(over_seeds, folder)
+    seeds = [json.loads(p.read_text()) for p in sorted(folder.glob("seeds/*/manifest.json"))]
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert len(seeds) == 2 and manifest["seconds"] >= max(s["seconds"] for s in seeds)
+    assert "joined with --resume" not in pages.page(folder)
+    manifest["seconds"] = 0.5 * min(s["seconds"] for s in seeds)
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    total = sum(s["seconds"] for s in seeds) / 60
+    assert f"wall time {number(total)} min of seed runs in all (joined with --resume)" in (
+        pages.page(folder)
+    )

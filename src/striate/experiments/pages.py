@@ -138,6 +138,8 @@ def page(folder: Path) -> str:
     seed_manifests = _seed_manifests(folder, manifest.get("seeds") or [])
     per_seed = [m["seconds"] for m in seed_manifests if isinstance(m.get("seconds"), (int, float))]
     wall = f"{number(manifest['seconds'] / 60)} min in all"
+    if per_seed and manifest["seconds"] < max(per_seed):  # the seeds ran before, joined here
+        wall = f"{number(sum(per_seed) / 60)} min of seed runs in all (joined with --resume)"
     if per_seed:
         wall += f", {number(min(per_seed) / 60)}-{number(max(per_seed) / 60)} min per seed"
     verdicts = [r["verdict"] for r in claims]
